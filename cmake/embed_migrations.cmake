@@ -1,0 +1,18 @@
+# Turns the numbered migrations/*.sql files into a C array (run with cmake -P).
+# Inputs: OUT (the .c file to write), FILES (the .sql files, sorted).
+set(body "/* Generated from the migrations folder by cmake/embed_migrations.cmake. */\n")
+string(APPEND body "#include \"segmentd/store.h\"\n\n")
+set(table "")
+set(i 0)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "(..)" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char mig_${i}[] = {${bytes}0x00};\n")
+  string(APPEND table "    {\"${name}\", mig_${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst sd_migration sd_migrations[] = {\n${table}};\n")
+string(APPEND body "const int sd_migrations_count = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

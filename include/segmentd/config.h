@@ -1,0 +1,57 @@
+/*
+ * config.h -- segmentd's configuration: flags, SEGMENTD_* environment
+ * variables and their defaults.
+ *
+ * Owns: the sd_config struct, parsing argv and the environment into it
+ * (a flag beats its environment variable, which beats the default), --help
+ * text, and rendering the config (no secrets) as JSON for /v1/info.
+ * Strings in sd_config point into argv/environ or static defaults: they are
+ * never freed and must outlive the config.
+ */
+#ifndef SEGMENTD_CONFIG_H
+#define SEGMENTD_CONFIG_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+typedef struct {
+  const char *listen;      /* host:port; port 0 = ephemeral */
+  const char *db;          /* SQLite file path */
+  const char *port_file;   /* where to write the bound port, or NULL */
+  const char *embedder;    /* "builtin" (others: later) */
+  const char *log_level;   /* error | warn | info | debug */
+  long threads;            /* HTTP thread pool size */
+  long max_body;           /* bytes */
+  long max_batch;          /* items per batch */
+  long max_text;           /* bytes per text */
+  long max_props;          /* properties per event */
+  long max_depth;          /* JSON nesting depth */
+  long max_conns;          /* concurrent connections */
+  long conn_timeout;       /* seconds of idle before a connection is closed */
+  long queue_max;          /* ingest batches waiting for the writer */
+  long dim;                /* embedding dimension */
+  long train_min;          /* points before a space trains its first model */
+  long k;                  /* clusters of a first model; 0 = automatic */
+  long k_max;              /* upper bound of automatic k */
+  double half_life_days;   /* decay of user views and centroids */
+  double w_text;           /* segment view weights */
+  double w_behaviour;
+  long save_interval_ms;   /* how often online centroids are persisted */
+} sd_config;
+
+/* Fills *c with defaults, then the environment, then argv (starting after
+ * the subcommand). Returns 0, or SD_EINVAL after printing the problem to
+ * err. *help is set when --help was asked for. */
+int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err, int *help);
+
+/* Prints every flag, its environment variable and default. */
+void sd_config_usage(FILE *out);
+
+/* Sets the built-in defaults only (used by tests). */
+void sd_config_defaults(sd_config *c);
+
+struct json_t;
+/* A new JSON object describing the config (no secrets); caller decrefs. */
+struct json_t *sd_config_json(const sd_config *c);
+
+#endif

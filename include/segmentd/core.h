@@ -1,0 +1,54 @@
+/*
+ * core.h -- the core writer: the one thread that owns SQLite writes and
+ * the mutable models.
+ *
+ * Owns: the bounded ingest queue, group commit (every batch waiting when
+ * the writer wakes goes into one transaction), embedding texts with the
+ * built-in encoder, updating user views, assigning entities and moving
+ * centroids online, training a space's first model once it holds enough
+ * points, persisting and reloading models, and publishing snapshots.
+ *
+ * Threads: sd_core_submit may be called from any thread; the job's done
+ * callback runs on the writer thread after the batch is committed (or has
+ * failed) and the snapshot reflecting it is published. Memory: the caller
+ * owns each job and must keep it alive until its done callback has run.
+ */
+#ifndef SEGMENTD_CORE_H
+#define SEGMENTD_CORE_H
+
+#include "segmentd/config.h"
+#include "segmentd/embed.h"
+#include "segmentd/ingest.h"
+
+typedef struct sd_core sd_core;
+
+typedef struct sd_job {
+  sd_batch batch;             /* what to store (owned by the caller) */
+  int rc;                     /* result: 0 or a negative sd_err */
+  size_t accepted, duplicates;
+  void (*done)(struct sd_job *job, void *ud);
+  void *ud;
+  struct sd_job *next;        /* queue link (core-owned while queued) */
+} sd_job;
+
+/* Opens the database, loads stored models and rebuilds in-memory state,
+ * then starts the writer. 0 or a negative sd_err with msg set. */
+int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
+                  size_t msglen);
+
+/* Queues a job. SD_EBUSY when the queue is full, SD_ESHUTDOWN once
+ * stopping; on error the done callback will not run. */
+int sd_core_submit(sd_core *c, sd_job *job);
+
+/* Stops taking jobs, finishes every queued one, persists the models,
+ * checkpoints the WAL and joins the writer. Idempotent. */
+void sd_core_stop(sd_core *c);
+void sd_core_free(sd_core *c);
+
+/* Read-side accessors (any thread). */
+const sd_encoder *sd_core_encoder(const sd_core *c);
+const sd_config *sd_core_config(const sd_core *c);
+int sd_core_queue_depth(sd_core *c);
+int64_t sd_core_started_at(const sd_core *c);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * http.h -- the HTTP front: libmicrohttpd server, request/reply types,
+ * routing table and the JSON error body.
+ *
+ * Owns: listening, reading bodies under the size limit, Content-Type
+ * checks, dispatching to handlers by route, turning an sd_reply into an
+ * HTTP response, and suspending a connection while its ingest job waits
+ * for the writer (the thread pool never blocks on a commit).
+ *
+ * Handlers only fill an sd_reply from an sd_req; they never touch the
+ * connection (the Redis habit). A reply's body is a JSON value the reply
+ * owns (sd_reply_free releases it) or a stream whose callbacks the server
+ * runs and frees.
+ */
+#ifndef SEGMENTD_HTTP_H
+#define SEGMENTD_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "segmentd/core.h"
+
+typedef struct sd_http sd_http;
+
+#define SD_MAX_PARAMS 4
+
+typedef struct sd_req {
+  const char *method, *path;
+  const char *body;
+  size_t body_len;
+  const char *params[SD_MAX_PARAMS]; /* path parameters, in order */
+  int n_params;
+  sd_core *core;
+  const sd_config *cfg;
+  void *conn; /* opaque: for sd_req_query only */
+} sd_req;
+
+typedef ssize_t (*sd_stream_fn)(void *cls, uint64_t pos, char *buf,
+                                size_t max);
+
+typedef struct sd_reply {
+  int status;
+  json_t *body;          /* owned; NULL for an empty or streamed body */
+  const char *allow;     /* Allow header (405) */
+  int retry_after;       /* seconds, for 429/503; 0 = none */
+  const char *content_type;
+  sd_stream_fn stream;   /* streamed body (returns -1 at the end) */
+  void *stream_cls;
+  void (*stream_free)(void *cls);
+  sd_job *job;           /* ingest: submit this job, answer when done */
+} sd_reply;
+
+typedef int (*sd_handler)(sd_req *req, sd_reply *rep);
+
+/* A query parameter of the request, or NULL. */
+const char *sd_req_query(const sd_req *req, const char *key);
+
+/* Fills rep with the JSON error of err (API.md shape). message may be
+ * NULL (the default message); details is stolen (may be NULL). */
+int sd_reply_error(sd_reply *rep, int err, const char *message,
+                   json_t *details);
+/* Fills rep with status and a JSON body (stolen). Returns 0, or an
+ * SD_ENOMEM error reply when body is NULL. */
+int sd_reply_json(sd_reply *rep, int status, json_t *body);
+void sd_reply_free(sd_reply *rep);
+
+/* Routing: finds the handler of method+path, filling req->params; on a
+ * miss fills rep with 404 or 405 (+ Allow) and returns NULL. */
+sd_handler sd_route(sd_req *req, sd_reply *rep);
+
+/* Starts serving cfg->listen; writes cfg->port_file if set. Until
+ * sd_http_set_ready(1), only /healthz and /readyz answer (others: 503);
+ * core may be NULL until then and is set with sd_http_set_core. */
+int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
+                  char *msg, size_t msglen);
+/* Stops accepting new connections (in-flight requests continue). */
+void sd_http_quiesce(sd_http *h);
+void sd_http_stop(sd_http *h);
+int sd_http_port(const sd_http *h);
+void sd_http_set_core(sd_http *h, sd_core *core);
+
+/* Set once the service is ready (readyz). */
+void sd_http_set_ready(int ready);
+int sd_http_ready(void);
+
+#endif

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages segmentd needs to build, test and serve.
+# Idempotent: only missing packages are installed (apt-get update runs only
+# when something is missing). Uses sudo when not root.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config git curl ca-certificates
+      libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev
+      libcurl4-openssl-dev sqlite3)
+if [ "${SD_DEPS_EXTRA:-}" ]; then
+  read -r -a extra <<<"$SD_DEPS_EXTRA"
+  PKGS+=("${extra[@]}")
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "segmentd: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,596 @@
+/*
+ * cluster_kmeans.c -- batch k-means on dense float32 rows.
+ *
+ * Seeding is greedy k-means++ (Arthur & Vassilvitskii 2007; the variant of
+ * scikit-learn): each new centre is the best, by resulting potential, of
+ * 2 + ln k candidates drawn by D^2 sampling. Lloyd iterations follow; several
+ * restarts keep the lowest inertia. Every point-to-centre score goes through
+ * cblas_sgemm on blocks of rows, so scratch is bounded by KMEANS_SCRATCH bytes
+ * (or one row of scores) whatever n is:
+ *   Euclidean  ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2  (row norms once)
+ *   spherical  1 - x.c                                   (unit rows)
+ * The assignment pass also accumulates the per-cluster sums (in double) of the
+ * next centroid update, so one Lloyd iteration reads x once. An empty cluster
+ * is re-seeded with the point farthest from its centroid (lowest index on
+ * ties). Randomness is a private xoshiro256** stream seeded by splitmix64:
+ * same seed, same input and same BLAS give the same result.
+ */
+#include "segmentd/cluster_kmeans.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segmentd/err.h"
+
+#define KMEANS_SCRATCH (1u << 20) /* bytes of sgemm output per block */
+#define KMEANS_MAX_ROWS 4096      /* rows of x per sgemm call */
+#define KMEANS_MAX_DIM 65536      /* sanity cap on the row width */
+#define KMEANS_MAX_TRIALS 32      /* 2 + ln(INT_MAX) < 32 */
+#ifndef KMEANS_SEED_PER_K
+#define KMEANS_SEED_PER_K 256
+#endif
+
+typedef struct {
+  uint64_t s[4];
+} kmeans_rng;
+
+typedef struct {
+  const float *x; /* n x dim, borrowed */
+  size_t n;
+  int dim, k, trials, spherical;
+  int rows;        /* rows of x per sgemm block */
+  float *xnorm;    /* n: ||x_i||^2 */
+  float *dist;     /* n: distance to own centroid (or closest seed) */
+  int32_t *lab;    /* n: current labels */
+  size_t sn;       /* rows seeding looks at: min(n, KMEANS_SEED_ROWS(k)) */
+  const float *sx; /* sn x dim: x itself, or sbuf when sn < n */
+  const float *sxnorm; /* sn: norms of sx (xnorm, or snorm) */
+  float *sbuf;     /* sn x dim: the uniform sample of rows, when sn < n */
+  float *snorm;    /* sn: its norms */
+  float *cand;     /* trials x sn: min(dist, d(sx, candidate)) */
+  double *cum;     /* sn: prefix sums of dist for D^2 sampling */
+  float *scores;   /* rows x max(k, trials): sgemm output */
+  float *cnorm;    /* max(k, trials): ||c||^2, or 0 when spherical */
+  float *cent;     /* k x dim: current centroids */
+  float *tcent;    /* trials x dim: seeding candidates */
+  double *sums;    /* k x dim: per-cluster sums for the next update */
+  size_t *counts;  /* k */
+} kmeans_ws;
+
+/* ---- PRNG: splitmix64 to seed xoshiro256** (Blackman & Vigna) ---- */
+
+static uint64_t kmeans_splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static void kmeans_rng_init(kmeans_rng *r, uint64_t seed) {
+  for (int i = 0; i < 4; i++) r->s[i] = kmeans_splitmix64(&seed);
+}
+
+static uint64_t kmeans_rotl(uint64_t v, int b) {
+  return (v << b) | (v >> (64 - b));
+}
+
+static uint64_t kmeans_rng_next(kmeans_rng *r) {
+  uint64_t *s = r->s;
+  uint64_t out = kmeans_rotl(s[1] * 5, 7) * 9;
+  uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = kmeans_rotl(s[3], 45);
+  return out;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static double kmeans_rng_unit(kmeans_rng *r) {
+  return (double)(kmeans_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Uniform in [0, n), n >= 1. */
+static size_t kmeans_rng_below(kmeans_rng *r, size_t n) {
+  size_t i = (size_t)(kmeans_rng_unit(r) * (double)n);
+  return i < n ? i : n - 1;
+}
+
+/* ---- memory and sizes ---- */
+
+/* malloc(a * b * size) with the product checked; NULL on overflow. */
+static void *kmeans_alloc(size_t a, size_t b, size_t size) {
+  if (a == 0 || b == 0) return malloc(1);
+  if (b > SIZE_MAX / a || size > SIZE_MAX / (a * b)) return NULL;
+  return malloc(a * b * size);
+}
+
+/* Rows per sgemm block when each row yields m scores. */
+static int kmeans_block_rows(int m) {
+  size_t rows = KMEANS_SCRATCH / ((size_t)m * sizeof(float));
+  if (rows < 1) rows = 1;
+  return rows > KMEANS_MAX_ROWS ? KMEANS_MAX_ROWS : (int)rows;
+}
+
+/* ---- shared kernels ---- */
+
+/* cn[j] = ||c_j||^2 (0 when spherical). -1 if a centre is not finite. */
+static int kmeans_center_norms(const float *c, int m, int dim, int spherical,
+                               float *cn) {
+  for (int j = 0; j < m; j++) {
+    float v = cblas_sdot(dim, c + (size_t)j * dim, 1, c + (size_t)j * dim, 1);
+    if (!isfinite(v)) return -1;
+    cn[j] = spherical ? 0.0f : v;
+  }
+  return 0;
+}
+
+/*
+ * scores[r*m + j] = -a x_r.c_j for the `rows` rows at x, a = 2 (Euclidean)
+ * or 1 (spherical). Adding cn[j] gives the squared distance minus ||x_r||^2,
+ * or the cosine distance minus 1: the part that depends on the centre.
+ */
+static void kmeans_block_scores(const float *x, int rows, int dim,
+                                const float *c, int m, int spherical,
+                                float *scores) {
+  float alpha = spherical ? -1.0f : -2.0f;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dim, alpha, x,
+              dim, c, dim, 0.0f, scores, m);
+}
+
+/*
+ * Index of the smallest cn[j] + s[j] (first on ties); the value in *v.
+ * Eight independent lanes so the compiler can vectorise the scan.
+ */
+static int kmeans_argmin(const float *s, const float *cn, int k, float *v) {
+  float lv[8];
+  int li[8], j = 0, best = 0;
+  for (int l = 0; l < 8; l++) {
+    lv[l] = INFINITY;
+    li[l] = k;
+  }
+  for (; j + 8 <= k; j += 8)
+    for (int l = 0; l < 8; l++) {
+      float t = cn[j + l] + s[j + l];
+      int lt = t < lv[l];
+      lv[l] = lt ? t : lv[l];
+      li[l] = lt ? j + l : li[l];
+    }
+  float m = lv[0];
+  best = li[0];
+  for (int l = 1; l < 8; l++)
+    if (lv[l] < m || (lv[l] == m && li[l] < best)) {
+      m = lv[l];
+      best = li[l];
+    }
+  for (; j < k; j++) { /* tail: larger indices, so strict < keeps first */
+    float t = cn[j] + s[j];
+    if (t < m || best == k) {
+      m = t;
+      best = j;
+    }
+  }
+  *v = m;
+  return best < k ? best : 0; /* only if every score is NaN */
+}
+
+/* ---- seeding: greedy k-means++ on at most KMEANS_SEED_ROWS(k) rows ---- */
+
+/*
+ * Picks w->sn of the n rows uniformly without replacement (selection
+ * sampling, Knuth's Algorithm S, so the sample keeps the row order) and
+ * copies them, with their norms, into w->sbuf / w->snorm.
+ */
+static void kmeans_sample_rows(kmeans_ws *w, kmeans_rng *rng) {
+  size_t dim = (size_t)w->dim, got = 0;
+  for (size_t i = 0; i < w->n && got < w->sn; i++) {
+    double need = (double)(w->sn - got), left = (double)(w->n - i);
+    if (kmeans_rng_unit(rng) * left >= need) continue;
+    memcpy(w->sbuf + got * dim, w->x + i * dim, dim * sizeof(float));
+    w->snorm[got++] = w->xnorm[i];
+  }
+}
+
+/* Draws a row with probability dist[i] / sum(dist); uniform if all 0. */
+static size_t kmeans_draw(const kmeans_ws *w, kmeans_rng *rng) {
+  size_t lo = 0, hi = w->sn - 1;
+  double total = w->cum[hi];
+  if (!(total > 0)) return kmeans_rng_below(rng, w->sn);
+  double r = kmeans_rng_unit(rng) * total;
+  if (!(w->cum[hi] > r)) { /* rounding: take the last row with weight */
+    while (hi > 0 && !(w->dist[hi] > 0)) hi--;
+    return hi;
+  }
+  while (lo < hi) { /* first i with cum[i] > r, so dist[i] > 0 */
+    size_t mid = lo + (hi - lo) / 2;
+    if (w->cum[mid] > r)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
+/*
+ * For the m candidates in w->tcent: cand[t*sn + i] = min(dist_i, d(sx_i, t))
+ * and pot[t] = the potential sum_i cand[t*sn + i] if t were chosen.
+ */
+static void kmeans_try(kmeans_ws *w, int m, double *pot) {
+  size_t sn = w->sn, dim = (size_t)w->dim;
+  kmeans_center_norms(w->tcent, m, w->dim, w->spherical, w->cnorm);
+  for (int t = 0; t < m; t++) pot[t] = 0.0;
+  for (size_t i0 = 0; i0 < sn; i0 += (size_t)w->rows) {
+    int b = sn - i0 < (size_t)w->rows ? (int)(sn - i0) : w->rows;
+    kmeans_block_scores(w->sx + i0 * dim, b, w->dim, w->tcent, m,
+                        w->spherical, w->scores);
+    for (int t = 0; t < m; t++) {
+      float *out = w->cand + (size_t)t * sn + i0, ct = w->cnorm[t];
+      const float *s = w->scores + t, *xn = w->sxnorm + i0, *d0 = w->dist + i0;
+      double acc = 0.0;
+      for (int r = 0; r < b; r++) {
+        float d = (w->spherical ? 1.0f : xn[r]) + ct + s[(size_t)r * m];
+        d = d > 0.0f ? d : 0.0f;
+        out[r] = d < d0[r] ? d : d0[r];
+        acc += out[r];
+      }
+      pot[t] += acc;
+    }
+  }
+}
+
+/*
+ * Picks w->k seeds among the sampled rows into w->cent: the first uniformly,
+ * each next one the best of w->trials D^2 draws by resulting potential.
+ */
+static void kmeans_seed(kmeans_ws *w, kmeans_rng *rng) {
+  size_t sn = w->sn, dim = (size_t)w->dim, ids[KMEANS_MAX_TRIALS];
+  double pot[KMEANS_MAX_TRIALS];
+  if (w->sbuf) kmeans_sample_rows(w, rng);
+  for (size_t i = 0; i < sn; i++) w->dist[i] = INFINITY;
+  ids[0] = kmeans_rng_below(rng, sn);
+  for (int c = 0; c < w->k; c++) {
+    int m = c == 0 ? 1 : w->trials, best = 0;
+    if (c > 0) {
+      double acc = 0.0;
+      for (size_t i = 0; i < sn; i++) w->cum[i] = acc += w->dist[i];
+      for (int t = 0; t < m; t++) ids[t] = kmeans_draw(w, rng);
+    }
+    for (int t = 0; t < m; t++)
+      memcpy(w->tcent + (size_t)t * dim, w->sx + ids[t] * dim,
+             dim * sizeof(float));
+    kmeans_try(w, m, pot);
+    for (int t = 1; t < m; t++)
+      if (pot[t] < pot[best]) best = t;
+    memcpy(w->cent + (size_t)c * dim, w->tcent + (size_t)best * dim,
+           dim * sizeof(float));
+    memcpy(w->dist, w->cand + (size_t)best * sn, sn * sizeof(float));
+    w->dist[ids[best]] = 0.0f;
+  }
+}
+
+/* ---- Lloyd ---- */
+
+/*
+ * Labels each point with its nearest centroid, records its distance, adds it
+ * to its cluster's sum for the next update, and returns the inertia.
+ */
+static double kmeans_estep(kmeans_ws *w) {
+  size_t n = w->n, dim = (size_t)w->dim;
+  double inertia = 0.0;
+  kmeans_center_norms(w->cent, w->k, w->dim, w->spherical, w->cnorm);
+  memset(w->sums, 0, (size_t)w->k * dim * sizeof(double));
+  memset(w->counts, 0, (size_t)w->k * sizeof(size_t));
+  for (size_t i0 = 0; i0 < n; i0 += (size_t)w->rows) {
+    int b = n - i0 < (size_t)w->rows ? (int)(n - i0) : w->rows;
+    kmeans_block_scores(w->x + i0 * dim, b, w->dim, w->cent, w->k,
+                        w->spherical, w->scores);
+    for (int r = 0; r < b; r++) {
+      size_t i = i0 + (size_t)r;
+      float v, d;
+      int j = kmeans_argmin(w->scores + (size_t)r * (size_t)w->k, w->cnorm,
+                            w->k, &v);
+      const float *xi = w->x + i * dim;
+      double *s = w->sums + (size_t)j * dim;
+      d = (w->spherical ? 1.0f : w->xnorm[i]) + v;
+      w->dist[i] = d > 0.0f ? d : 0.0f;
+      w->lab[i] = j;
+      inertia += w->dist[i];
+      w->counts[j]++;
+      for (size_t e = 0; e < dim; e++) s[e] += xi[e];
+    }
+  }
+  return inertia;
+}
+
+/*
+ * Gives each empty cluster the point farthest from its centroid among
+ * clusters of two or more (one exists while a cluster is empty, as k <= n).
+ */
+static void kmeans_fix_empty(kmeans_ws *w) {
+  size_t dim = (size_t)w->dim;
+  for (int j = 0; j < w->k; j++) {
+    size_t far = 0;
+    float fd = -1.0f;
+    if (w->counts[j] > 0) continue;
+    for (size_t i = 0; i < w->n; i++)
+      if (w->counts[w->lab[i]] > 1 && w->dist[i] > fd) {
+        fd = w->dist[i];
+        far = i;
+      }
+    const float *xf = w->x + far * dim;
+    double *from = w->sums + (size_t)w->lab[far] * dim;
+    double *to = w->sums + (size_t)j * dim;
+    for (size_t e = 0; e < dim; e++) {
+      from[e] -= xf[e];
+      to[e] = xf[e];
+    }
+    w->counts[w->lab[far]]--;
+    w->counts[j] = 1;
+    w->lab[far] = j;
+    w->dist[far] = 0.0f;
+  }
+}
+
+/* New centroids from the sums of the last E-step: means, or unit means. */
+static void kmeans_mstep(kmeans_ws *w) {
+  size_t dim = (size_t)w->dim;
+  kmeans_fix_empty(w);
+  for (int j = 0; j < w->k; j++) {
+    const double *s = w->sums + (size_t)j * dim;
+    float *c = w->cent + (size_t)j * dim;
+    double scale = 1.0 / (double)w->counts[j];
+    if (w->spherical) {
+      double nn = 0.0;
+      for (size_t e = 0; e < dim; e++) nn += s[e] * s[e];
+      if (!(nn > 0.0)) continue; /* members cancel out: keep the centre */
+      scale = 1.0 / sqrt(nn);
+    }
+    for (size_t e = 0; e < dim; e++) c[e] = (float)(s[e] * scale);
+  }
+}
+
+/*
+ * One restart: seeds, then max_iter (update, assign) rounds, stopping early
+ * only when tol > 0 and the inertia fell by less than tol relatively. Ends
+ * with labels and inertia consistent with w->cent.
+ */
+static double kmeans_run(kmeans_ws *w, const sd_kmeans_opts *o,
+                         kmeans_rng *rng, int *iters) {
+  int it = 0;
+  kmeans_seed(w, rng);
+  double cur = kmeans_estep(w);
+  while (it < o->max_iter) {
+    double prev = cur;
+    kmeans_mstep(w);
+    cur = kmeans_estep(w);
+    it++;
+    if (o->tol > 0.0f && prev - cur <= (double)o->tol * prev) break;
+  }
+  *iters = it;
+  return cur;
+}
+
+/* ---- workspace ---- */
+
+static void kmeans_ws_free(kmeans_ws *w) {
+  free(w->xnorm);
+  free(w->dist);
+  free(w->lab);
+  free(w->sbuf);
+  free(w->snorm);
+  free(w->cand);
+  free(w->cum);
+  free(w->scores);
+  free(w->cnorm);
+  free(w->cent);
+  free(w->tcent);
+  free(w->sums);
+  free(w->counts);
+  memset(w, 0, sizeof *w);
+}
+
+static int kmeans_ws_fail(kmeans_ws *w) {
+  kmeans_ws_free(w);
+  return SD_ENOMEM;
+}
+
+static int kmeans_ws_init(kmeans_ws *w, const float *x, size_t n, int dim,
+                          const sd_kmeans_opts *o) {
+  memset(w, 0, sizeof *w);
+  w->x = x;
+  w->n = n;
+  w->dim = dim;
+  w->k = o->k;
+  w->spherical = o->spherical ? 1 : 0;
+  w->trials = 2 + (int)log((double)o->k);
+  int m = w->k > w->trials ? w->k : w->trials;
+  w->rows = kmeans_block_rows(m);
+  w->xnorm = kmeans_alloc(n, 1, sizeof(float));
+  w->dist = kmeans_alloc(n, 1, sizeof(float));
+  w->lab = kmeans_alloc(n, 1, sizeof(int32_t));
+  w->sn = n;
+  if ((size_t)w->k < SIZE_MAX / KMEANS_SEED_PER_K &&
+      n > (size_t)w->k * KMEANS_SEED_PER_K) {
+    w->sn = (size_t)w->k * KMEANS_SEED_PER_K;
+    w->sbuf = kmeans_alloc(w->sn, (size_t)dim, sizeof(float));
+    w->snorm = kmeans_alloc(w->sn, 1, sizeof(float));
+    if (!w->sbuf || !w->snorm) return kmeans_ws_fail(w);
+  }
+  w->sx = w->sbuf ? w->sbuf : x;
+  w->sxnorm = w->sbuf ? w->snorm : w->xnorm;
+  w->cand = kmeans_alloc(w->sn, (size_t)w->trials, sizeof(float));
+  w->cum = kmeans_alloc(w->sn, 1, sizeof(double));
+  w->scores = kmeans_alloc((size_t)w->rows, (size_t)m, sizeof(float));
+  w->cnorm = kmeans_alloc((size_t)m, 1, sizeof(float));
+  w->cent = kmeans_alloc((size_t)w->k, (size_t)dim, sizeof(float));
+  w->tcent = kmeans_alloc((size_t)w->trials, (size_t)dim, sizeof(float));
+  w->sums = kmeans_alloc((size_t)w->k, (size_t)dim, sizeof(double));
+  w->counts = kmeans_alloc((size_t)w->k, 1, sizeof(size_t));
+  if (!w->xnorm || !w->dist || !w->lab || !w->cand || !w->cum || !w->scores ||
+      !w->cnorm || !w->cent || !w->tcent || !w->sums || !w->counts)
+    return kmeans_ws_fail(w);
+  return 0;
+}
+
+/* ||x_i||^2 for every row; SD_EINVAL if a row is not finite. */
+static int kmeans_row_norms(const float *x, size_t n, int dim, float *out) {
+  for (size_t i = 0; i < n; i++) {
+    const float *xi = x + i * (size_t)dim;
+    float v = cblas_sdot(dim, xi, 1, xi, 1);
+    if (!isfinite(v)) return SD_EINVAL;
+    out[i] = v;
+  }
+  return 0;
+}
+
+/* ---- public API ---- */
+
+sd_kmeans_opts sd_kmeans_defaults(int k) {
+  sd_kmeans_opts o;
+  memset(&o, 0, sizeof o);
+  o.k = k;
+  o.max_iter = 50;
+  o.restarts = 3;
+  o.seed = 0;
+  o.spherical = 0;
+  o.tol = 1e-4f;
+  return o;
+}
+
+static int kmeans_check(const float *x, size_t n, int dim,
+                        const sd_kmeans_opts *o) {
+  if (!x || !o || n == 0 || dim < 1 || dim > KMEANS_MAX_DIM) return SD_EINVAL;
+  if (n > SIZE_MAX / sizeof(double) / (size_t)dim) return SD_EINVAL;
+  if (o->k < 1 || (size_t)o->k > n) return SD_EINVAL;
+  if (o->max_iter < 0 || o->restarts < 1) return SD_EINVAL;
+  if (!(o->tol >= 0.0f) || !isfinite(o->tol)) return SD_EINVAL;
+  return 0;
+}
+
+/* Runs the restarts, copying each better one into out. */
+static void kmeans_restarts(kmeans_ws *w, const sd_kmeans_opts *o,
+                            sd_kmeans_result *out) {
+  kmeans_rng rng;
+  kmeans_rng_init(&rng, o->seed);
+  for (int r = 0; r < o->restarts; r++) {
+    int iters = 0;
+    double inertia = kmeans_run(w, o, &rng, &iters);
+    if (r > 0 && !(inertia < out->inertia)) continue;
+    memcpy(out->centroids, w->cent,
+           (size_t)w->k * (size_t)w->dim * sizeof(float));
+    memcpy(out->assign, w->lab, w->n * sizeof(int32_t));
+    out->inertia = inertia;
+    out->iters = iters;
+  }
+}
+
+int sd_kmeans_fit(const float *x, size_t n, int dim, const sd_kmeans_opts *o,
+                  sd_kmeans_result *out) {
+  kmeans_ws w;
+  if (!out) return SD_EINVAL;
+  memset(out, 0, sizeof *out);
+  int rc = kmeans_check(x, n, dim, o);
+  if (rc) return rc;
+  rc = kmeans_ws_init(&w, x, n, dim, o);
+  if (rc) return rc;
+  rc = kmeans_row_norms(x, n, dim, w.xnorm);
+  if (rc == 0) {
+    out->k = o->k;
+    out->dim = dim;
+    out->centroids = kmeans_alloc((size_t)o->k, (size_t)dim, sizeof(float));
+    out->assign = kmeans_alloc(n, 1, sizeof(int32_t));
+    if (!out->centroids || !out->assign) rc = SD_ENOMEM;
+  }
+  if (rc == 0) kmeans_restarts(&w, o, out);
+  kmeans_ws_free(&w);
+  if (rc) sd_kmeans_result_free(out);
+  return rc;
+}
+
+void sd_kmeans_result_free(sd_kmeans_result *r) {
+  if (!r) return;
+  free(r->centroids);
+  free(r->assign);
+  memset(r, 0, sizeof *r);
+}
+
+/* Best and runner-up of cn[j] + s[j] (smallest first; -1 when k == 1). */
+static void kmeans_top2(const float *s, const float *cn, int k, int32_t *j1,
+                        float *v1, int32_t *j2, float *v2) {
+  int32_t b1 = -1, b2 = -1;
+  float m1 = INFINITY, m2 = INFINITY;
+  for (int j = 0; j < k; j++) {
+    float t = cn[j] + s[j];
+    if (b1 < 0 || t < m1) {
+      m2 = m1;
+      b2 = b1;
+      m1 = t;
+      b1 = j;
+    } else if (b2 < 0 || t < m2) {
+      m2 = t;
+      b2 = j;
+    }
+  }
+  *j1 = b1;
+  *v1 = m1;
+  *j2 = b2;
+  *v2 = m2;
+}
+
+/* Turns a kmeans_top2 value into a similarity (larger is better). */
+static float kmeans_sim(float v, float xnorm, int spherical) {
+  if (spherical) return -v; /* v = -x.c */
+  float d = xnorm + v;
+  return d > 0.0f ? -d : 0.0f;
+}
+
+/* Assigns the rows of one block; SD_EINVAL on a non-finite row. */
+static int kmeans_assign_block(const float *x, int b, const float *c, int k,
+                               int dim, int spherical, const float *cn,
+                               float *scores, int32_t *best, float *best_sim,
+                               int32_t *second, float *second_sim) {
+  kmeans_block_scores(x, b, dim, c, k, spherical, scores);
+  for (int r = 0; r < b; r++) {
+    const float *xr = x + (size_t)r * (size_t)dim;
+    float xn = cblas_sdot(dim, xr, 1, xr, 1), v1, v2;
+    int32_t j1, j2;
+    if (!isfinite(xn)) return SD_EINVAL;
+    kmeans_top2(scores + (size_t)r * (size_t)k, cn, k, &j1, &v1, &j2, &v2);
+    best[r] = j1;
+    best_sim[r] = kmeans_sim(v1, xn, spherical);
+    if (second) second[r] = j2;
+    if (second_sim)
+      second_sim[r] = j2 < 0 ? -INFINITY : kmeans_sim(v2, xn, spherical);
+  }
+  return 0;
+}
+
+int sd_kmeans_assign(const float *x, size_t n, const float *c, int k, int dim,
+                     int spherical, int32_t *best, float *best_sim,
+                     int32_t *second, float *second_sim) {
+  if (n == 0) return 0;
+  if (!x || !c || !best || !best_sim || k < 1 || dim < 1 ||
+      dim > KMEANS_MAX_DIM || n > SIZE_MAX / sizeof(float) / (size_t)dim)
+    return SD_EINVAL;
+  int rows = kmeans_block_rows(k), rc = 0;
+  float *cn = kmeans_alloc((size_t)k, 1, sizeof(float));
+  float *scores = kmeans_alloc((size_t)rows, (size_t)k, sizeof(float));
+  if (!cn || !scores) rc = SD_ENOMEM;
+  if (rc == 0 && kmeans_center_norms(c, k, dim, spherical, cn) != 0)
+    rc = SD_EINVAL;
+  for (size_t i0 = 0; rc == 0 && i0 < n; i0 += (size_t)rows) {
+    int b = n - i0 < (size_t)rows ? (int)(n - i0) : rows;
+    rc = kmeans_assign_block(x + i0 * (size_t)dim, b, c, k, dim, spherical, cn,
+                             scores, best + i0, best_sim + i0,
+                             second ? second + i0 : NULL,
+                             second_sim ? second_sim + i0 : NULL);
+  }
+  free(cn);
+  free(scores);
+  return rc;
+}

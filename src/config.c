@@ -1,0 +1,198 @@
+/*
+ * config.c -- flags and SEGMENTD_* environment variables, table-driven.
+ *
+ * Each option is one row: flag, environment name, type, offset into
+ * sd_config, default and help. Parsing, --help and /v1/info all walk the
+ * same table, so they cannot disagree.
+ */
+#include "segmentd/config.h"
+#include "segmentd/err.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_STR, OPT_LONG, OPT_DOUBLE } opt_type;
+
+typedef struct {
+  const char *flag;
+  const char *env;
+  opt_type type;
+  size_t off;
+  const char *def;
+  double min, max;
+  const char *help;
+} opt_row;
+
+#define O(f) offsetof(sd_config, f)
+static const opt_row opt_rows[] = {
+    {"listen", "SEGMENTD_LISTEN", OPT_STR, O(listen), "127.0.0.1:8080", 0, 0,
+     "address to serve on (host:port, port 0 = any free port)"},
+    {"db", "SEGMENTD_DB", OPT_STR, O(db), "./var/segmentd.db", 0, 0,
+     "SQLite database file (created and migrated at start)"},
+    {"port-file", "SEGMENTD_PORT_FILE", OPT_STR, O(port_file), NULL, 0, 0,
+     "write the bound port to this file once listening"},
+    {"embedder", "SEGMENTD_EMBEDDER", OPT_STR, O(embedder), "builtin", 0, 0,
+     "text embedder: builtin"},
+    {"log-level", "SEGMENTD_LOG_LEVEL", OPT_STR, O(log_level), "info", 0, 0,
+     "error | warn | info | debug"},
+    {"threads", "SEGMENTD_THREADS", OPT_LONG, O(threads), "4", 1, 256,
+     "HTTP worker threads"},
+    {"max-body", "SEGMENTD_MAX_BODY", OPT_LONG, O(max_body), "16777216", 1024,
+     1073741824.0, "largest request body in bytes"},
+    {"max-batch", "SEGMENTD_MAX_BATCH", OPT_LONG, O(max_batch), "10000", 1,
+     1000000, "most items in one ingest batch"},
+    {"max-text", "SEGMENTD_MAX_TEXT", OPT_LONG, O(max_text), "16384", 1,
+     1048576, "longest text in bytes"},
+    {"max-props", "SEGMENTD_MAX_PROPS", OPT_LONG, O(max_props), "64", 0, 4096,
+     "most properties on one event"},
+    {"max-depth", "SEGMENTD_MAX_DEPTH", OPT_LONG, O(max_depth), "32", 2, 1024,
+     "deepest JSON nesting accepted"},
+    {"max-conns", "SEGMENTD_MAX_CONNS", OPT_LONG, O(max_conns), "1024", 1,
+     100000, "most concurrent HTTP connections"},
+    {"conn-timeout", "SEGMENTD_CONN_TIMEOUT", OPT_LONG, O(conn_timeout), "30",
+     1, 3600, "seconds an idle connection is kept"},
+    {"queue-max", "SEGMENTD_QUEUE_MAX", OPT_LONG, O(queue_max), "256", 1,
+     100000, "ingest batches waiting for the writer before 429"},
+    {"dim", "SEGMENTD_DIM", OPT_LONG, O(dim), "256", 8, 4096,
+     "embedding dimension"},
+    {"train-min", "SEGMENTD_TRAIN_MIN", OPT_LONG, O(train_min), "1000", 2,
+     10000000, "points a space needs before its first model is trained"},
+    {"k", "SEGMENTD_K", OPT_LONG, O(k), "0", 0, 10000,
+     "clusters of a first model (0 = automatic)"},
+    {"k-max", "SEGMENTD_K_MAX", OPT_LONG, O(k_max), "100", 2, 10000,
+     "largest automatic number of clusters"},
+    {"half-life-days", "SEGMENTD_HALF_LIFE_DAYS", OPT_DOUBLE,
+     O(half_life_days), "30", 0.01, 36500, "half-life of user views, days"},
+    {"w-text", "SEGMENTD_W_TEXT", OPT_DOUBLE, O(w_text), "1", 0, 1000,
+     "weight of the text view in user vectors"},
+    {"w-behaviour", "SEGMENTD_W_BEHAVIOUR", OPT_DOUBLE, O(w_behaviour), "1", 0,
+     1000, "weight of the behaviour view in user vectors"},
+    {"save-interval-ms", "SEGMENTD_SAVE_INTERVAL_MS", OPT_LONG,
+     O(save_interval_ms), "2000", 10, 3600000,
+     "how often online centroid updates are persisted"},
+};
+#undef O
+#define OPT_N (sizeof(opt_rows) / sizeof(opt_rows[0]))
+
+static int opt_set(sd_config *c, const opt_row *o, const char *v, FILE *err,
+                   const char *src) {
+  char *end = NULL;
+  void *p = (char *)c + o->off;
+  if (o->type == OPT_STR) {
+    *(const char **)p = v;
+    return 0;
+  }
+  errno = 0;
+  double d = strtod(v, &end);
+  if (errno || end == v || *end || !isfinite(d) || d < o->min ||
+      d > o->max || (o->type == OPT_LONG && d != floor(d))) {
+    fprintf(err, "segmentd: %s %s=\"%s\": expected a %s in [%g, %g]\n", src,
+            o->flag, v, o->type == OPT_LONG ? "whole number" : "number",
+            o->min, o->max);
+    return SD_EINVAL;
+  }
+  if (o->type == OPT_LONG)
+    *(long *)p = (long)d;
+  else
+    *(double *)p = d;
+  return 0;
+}
+
+void sd_config_defaults(sd_config *c) {
+  memset(c, 0, sizeof(*c));
+  for (size_t i = 0; i < OPT_N; i++)
+    if (opt_rows[i].def) opt_set(c, &opt_rows[i], opt_rows[i].def, stderr, "default");
+}
+
+static const opt_row *opt_find(const char *flag, size_t len) {
+  for (size_t i = 0; i < OPT_N; i++)
+    if (strlen(opt_rows[i].flag) == len && !strncmp(opt_rows[i].flag, flag, len))
+      return &opt_rows[i];
+  return NULL;
+}
+
+static int config_argv(sd_config *c, int argc, char **argv, FILE *err,
+                       int *help) {
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      *help = 1;
+      continue;
+    }
+    if (strncmp(a, "--", 2) != 0) {
+      fprintf(err, "segmentd: unexpected argument \"%s\"\n", a);
+      return SD_EINVAL;
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const opt_row *o = opt_find(name, len);
+    if (!o) {
+      fprintf(err, "segmentd: unknown flag \"%s\" (see --help)\n", a);
+      return SD_EINVAL;
+    }
+    const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+    if (!v) {
+      fprintf(err, "segmentd: flag --%s needs a value\n", o->flag);
+      return SD_EINVAL;
+    }
+    if (opt_set(c, o, v, err, "flag") < 0) return SD_EINVAL;
+  }
+  return 0;
+}
+
+int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
+                    int *help) {
+  *help = 0;
+  sd_config_defaults(c);
+  for (size_t i = 0; i < OPT_N; i++) {
+    const char *v = getenv(opt_rows[i].env);
+    if (v && opt_set(c, &opt_rows[i], v, err, "environment") < 0)
+      return SD_EINVAL;
+  }
+  if (config_argv(c, argc, argv, err, help) < 0) return SD_EINVAL;
+  if (strcmp(c->embedder, "builtin") != 0) {
+    fprintf(err, "segmentd: embedder \"%s\" is not available in this build "
+                 "(only \"builtin\")\n", c->embedder);
+    return SD_EINVAL;
+  }
+  if (c->w_text + c->w_behaviour <= 0) {
+    fprintf(err, "segmentd: view weights must not all be zero\n");
+    return SD_EINVAL;
+  }
+  return 0;
+}
+
+void sd_config_usage(FILE *out) {
+  fprintf(out,
+          "usage: segmentd serve [flags]\n"
+          "       segmentd --help | --version\n\n"
+          "Every flag can also be set by its environment variable.\n\n");
+  for (size_t i = 0; i < OPT_N; i++) {
+    const opt_row *o = &opt_rows[i];
+    fprintf(out, "  --%-18s %-26s %s (default: %s)\n", o->flag, o->env,
+            o->help, o->def ? o->def : "unset");
+  }
+}
+
+json_t *sd_config_json(const sd_config *c) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  for (size_t i = 0; i < OPT_N; i++) {
+    const opt_row *r = &opt_rows[i];
+    const void *p = (const char *)c + r->off;
+    json_t *v = NULL;
+    if (r->type == OPT_STR) {
+      const char *s = *(const char *const *)p;
+      v = s ? json_string(s) : json_null();
+    } else if (r->type == OPT_LONG) {
+      v = json_integer(*(const long *)p);
+    } else {
+      v = json_real(*(const double *)p);
+    }
+    json_object_set_new(o, r->flag, v);
+  }
+  return o;
+}

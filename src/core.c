@@ -1,0 +1,155 @@
+/*
+ * core.c -- the writer thread's lifecycle and the bounded ingest queue
+ * (see core.h). The work itself is in core_ingest.c and core_model.c.
+ */
+#include "core_int.h"
+
+#include "segmentd/err.h"
+#include "segmentd/log.h"
+#include "segmentd/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GROUP_MAX_JOBS 256
+
+static void *core_main(void *arg) {
+  sd_core *c = arg;
+  sd_job *jobs[GROUP_MAX_JOBS];
+  for (;;) {
+    pthread_mutex_lock(&c->mu);
+    while (!c->head && !c->stopping) pthread_cond_wait(&c->cv, &c->mu);
+    if (!c->head && c->stopping) {
+      pthread_mutex_unlock(&c->mu);
+      break;
+    }
+    int n = 0;
+    while (c->head && n < GROUP_MAX_JOBS) {
+      jobs[n++] = c->head;
+      c->head = c->head->next;
+      c->depth--;
+    }
+    if (!c->head) c->tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    core_group(c, jobs, n);
+  }
+  return NULL;
+}
+
+int sd_core_submit(sd_core *c, sd_job *job) {
+  int rc = 0;
+  job->next = NULL;
+  pthread_mutex_lock(&c->mu);
+  if (c->stopping || !c->running) {
+    rc = SD_ESHUTDOWN;
+  } else if (c->depth >= c->cfg->queue_max) {
+    rc = SD_EBUSY;
+  } else {
+    if (c->tail) c->tail->next = job;
+    else c->head = job;
+    c->tail = job;
+    c->depth++;
+    pthread_cond_signal(&c->cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+int sd_core_queue_depth(sd_core *c) {
+  pthread_mutex_lock(&c->mu);
+  int d = c->depth;
+  pthread_mutex_unlock(&c->mu);
+  return d;
+}
+
+static int core_open(sd_core *c, char *msg, size_t msglen) {
+  int rc = sd_store_open(c->cfg->db, &c->db, msg, msglen);
+  if (rc < 0) return rc;
+  if ((rc = sd_store_readers_init(c->cfg->db)) < 0) return rc;
+  rc = sd_encoder_new((int)c->cfg->dim, SD_ENCODER_BITS, 0x5e9d, &c->enc);
+  if (rc < 0) {
+    snprintf(msg, msglen, "cannot create the encoder");
+    return rc;
+  }
+  rc = sd_store_embedder_id(c->db, "builtin", SD_ENCODER_VERSION,
+                            (int)c->cfg->dim, SD_ENCODER_VERSION,
+                            sd_now_ms(), &c->embedder_id);
+  if (rc == 0)
+    rc = sd_store_embedder_id(c->db, "client", "client", (int)c->cfg->dim,
+                              "1", sd_now_ms(), &c->client_embedder_id);
+  if (rc < 0) snprintf(msg, msglen, "cannot register the embedder");
+  return rc;
+}
+
+int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
+                  size_t msglen) {
+  *out = NULL;
+  sd_core *c = calloc(1, sizeof(*c));
+  if (!c) return SD_ENOMEM;
+  c->cfg = cfg;
+  c->started_at = sd_now_ms();
+  c->vc = (sd_views_conf){(int)cfg->dim, cfg->half_life_days * 86400e3,
+                          cfg->w_text, cfg->w_behaviour};
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  double hl = cfg->half_life_days * 86400e3;
+  int rc = sd_space_init(&c->spaces[SD_SPACE_INTENTS], SD_SPACE_INTENTS,
+                         (int)cfg->dim, hl);
+  if (rc == 0)
+    rc = sd_space_init(&c->spaces[SD_SPACE_SEGMENTS], SD_SPACE_SEGMENTS,
+                       sd_views_width(&c->vc), hl);
+  if (rc == 0) rc = core_open(c, msg, msglen);
+  if (rc == 0) rc = core_load(c, msg, msglen);
+  if (rc == 0) rc = core_publish(c);
+  if (rc == 0 && pthread_create(&c->thread, NULL, core_main, c) != 0) {
+    snprintf(msg, msglen, "cannot start the writer thread");
+    rc = SD_EINTERNAL;
+  }
+  if (rc < 0) {
+    sd_core_free(c);
+    return rc;
+  }
+  c->running = 1;
+  c->last_save = sd_now_ms();
+  *out = c;
+  return 0;
+}
+
+void sd_core_stop(sd_core *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  int was_running = c->running;
+  c->stopping = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  if (!was_running) return;
+  pthread_join(c->thread, NULL);
+  pthread_mutex_lock(&c->mu);
+  c->running = 0;
+  pthread_mutex_unlock(&c->mu);
+  if (core_save_models(c) < 0) sd_log_error("saving models at stop failed");
+  if (sqlite3_wal_checkpoint_v2(sd_store_db(c->db), NULL,
+                                SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                NULL) != SQLITE_OK)
+    sd_log_warn("WAL checkpoint at stop: %s",
+                sqlite3_errmsg(sd_store_db(c->db)));
+}
+
+void sd_core_free(sd_core *c) {
+  if (!c) return;
+  sd_core_stop(c);
+  sd_snapshot_clear();
+  sd_store_close_readers();
+  sd_store_close(c->db);
+  sd_encoder_free(c->enc);
+  for (int i = 0; i < SD_SPACES; i++) sd_space_free(&c->spaces[i]);
+  for (int i = 0; i < SD_BEH_DIM; i++) free(c->beh_names[i]);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  free(c);
+}
+
+const sd_encoder *sd_core_encoder(const sd_core *c) { return c->enc; }
+const sd_config *sd_core_config(const sd_core *c) { return c->cfg; }
+int64_t sd_core_started_at(const sd_core *c) { return c->started_at; }

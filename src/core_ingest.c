@@ -1,0 +1,413 @@
+/*
+ * core_ingest.c -- group commit: every job the writer picked up is stored
+ * in one SQLite transaction; only after COMMIT are the in-memory models
+ * moved, the snapshot published and the jobs answered.
+ *
+ * Per group: events are inserted (duplicates skipped by their unique id),
+ * texts are embedded and assigned to the intents model, every touched user
+ * is loaded once, updated in O(view width) per item, re-assigned to the
+ * segments model and written back once.
+ */
+#include "core_int.h"
+
+#include "segmentd/err.h"
+#include "segmentd/log.h"
+#include "segmentd/timeutil.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  const char *user_id; /* points into a job's batch */
+  int is_new;
+  sd_user_state st;
+  int old_idx;         /* cluster index before this group, or -1 */
+  float old_sim;
+  int idx;             /* cluster index after, or -1 */
+  float sim, conf;
+  float *buf;          /* text_sum | beh_sum | vector */
+} user_slot;
+
+typedef struct {
+  user_slot *slots;
+  size_t n, cap;
+  uint32_t *table; /* slot + 1, 0 = empty */
+  size_t tcap;
+} user_map;
+
+typedef struct {
+  const sd_text *t;
+  float *vec; /* L2-normalised embedding */
+  int idx;    /* intents cluster index, or -1 */
+  float sim;
+} text_rec;
+
+typedef struct {
+  user_map users;
+  text_rec *texts;
+  size_t n_texts;
+  float *vecs; /* dim floats per text of the group */
+  int64_t now;
+} group;
+
+static const char SQL_EVENT_INSERT[] =
+    "INSERT INTO events(event_id,user_id,type,ts,properties) "
+    "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(event_id) DO NOTHING";
+static const char SQL_TEXT_EXISTS[] = "SELECT 1 FROM texts WHERE text_id=?1";
+static const char SQL_TEXT_INSERT[] =
+    "INSERT INTO texts(text_id,user_id,text,ts,embedding,embedder_id,"
+    "cluster,similarity,confidence) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)";
+static const char SQL_USER_GET[] =
+    "SELECT first_seen,last_seen,n_events,n_texts,text_sum,text_t,beh_sum,"
+    "beh_t,cluster,similarity FROM users WHERE user_id=?1";
+static const char SQL_USER_PUT[] =
+    "INSERT INTO users(user_id,first_seen,last_seen,n_events,n_texts,"
+    "text_sum,text_t,beh_sum,beh_t,cluster,similarity,confidence,updated_at)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) "
+    "ON CONFLICT(user_id) DO UPDATE SET first_seen=excluded.first_seen,"
+    "last_seen=excluded.last_seen,n_events=excluded.n_events,"
+    "n_texts=excluded.n_texts,text_sum=excluded.text_sum,"
+    "text_t=excluded.text_t,beh_sum=excluded.beh_sum,beh_t=excluded.beh_t,"
+    "cluster=excluded.cluster,similarity=excluded.similarity,"
+    "confidence=excluded.confidence,updated_at=excluded.updated_at";
+
+int core_blob_floats(sqlite3_stmt *st, int col, float *out, int n) {
+  if (sqlite3_column_type(st, col) != SQLITE_BLOB ||
+      sqlite3_column_bytes(st, col) != (int)(sizeof(float) * (size_t)n))
+    return -1;
+  memcpy(out, sqlite3_column_blob(st, col), sizeof(float) * (size_t)n);
+  return 0;
+}
+
+/* ---- the group's user map ---- */
+
+static void um_free(user_map *m) {
+  for (size_t i = 0; i < m->n; i++) free(m->slots[i].buf);
+  free(m->slots);
+  free(m->table);
+}
+
+static int um_grow(user_map *m) {
+  size_t nc = m->tcap ? m->tcap * 2 : 256;
+  uint32_t *nt = calloc(nc, sizeof(uint32_t));
+  user_slot *ns = realloc(m->slots, sizeof(user_slot) * (nc / 2));
+  if (!nt || !ns) {
+    free(nt);
+    if (ns) m->slots = ns;
+    return SD_ENOMEM;
+  }
+  m->slots = ns;
+  m->cap = nc / 2;
+  for (size_t i = 0; i < m->n; i++) {
+    const char *u = m->slots[i].user_id;
+    size_t h = sd_hash64(u, strlen(u), 3) & (nc - 1);
+    while (nt[h]) h = (h + 1) & (nc - 1);
+    nt[h] = (uint32_t)i + 1;
+  }
+  free(m->table);
+  m->table = nt;
+  m->tcap = nc;
+  return 0;
+}
+
+/* Fills a new slot from the users row, if any. */
+static int user_load(sd_core *c, user_slot *s) {
+  const sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_USER_GET);
+  if (!st) return SD_EDB;
+  sqlite3_bind_text(st, 1, s->user_id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  s->is_new = rc == SQLITE_DONE;
+  s->old_idx = s->idx = -1;
+  if (rc == SQLITE_ROW) {
+    s->st.first_seen = sqlite3_column_int64(st, 0);
+    s->st.last_seen = sqlite3_column_int64(st, 1);
+    s->st.n_events = sqlite3_column_int64(st, 2);
+    s->st.n_texts = sqlite3_column_int64(st, 3);
+    if (core_blob_floats(st, 4, s->st.text_sum, c->vc.dim) == 0)
+      s->st.text_t = sqlite3_column_int64(st, 5);
+    if (core_blob_floats(st, 6, s->st.beh_sum, SD_BEH_DIM) == 0)
+      s->st.beh_t = sqlite3_column_int64(st, 7);
+    if (sqlite3_column_type(st, 8) != SQLITE_NULL && seg->has_model) {
+      s->old_idx = sd_space_index_of(seg, sqlite3_column_int64(st, 8));
+      s->old_sim = (float)sqlite3_column_double(st, 9);
+    }
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : SD_EDB;
+}
+
+static user_slot *um_get(sd_core *c, user_map *m, const char *user_id,
+                         int *err) {
+  if ((m->n + 1) * 2 > m->tcap && (*err = um_grow(m)) < 0) return NULL;
+  size_t h = sd_hash64(user_id, strlen(user_id), 3) & (m->tcap - 1);
+  while (m->table[h]) {
+    user_slot *s = &m->slots[m->table[h] - 1];
+    if (!strcmp(s->user_id, user_id)) return s;
+    h = (h + 1) & (m->tcap - 1);
+  }
+  user_slot *s = &m->slots[m->n];
+  memset(s, 0, sizeof(*s));
+  s->user_id = user_id;
+  int width = sd_views_width(&c->vc);
+  s->buf = calloc((size_t)c->vc.dim + SD_BEH_DIM + (size_t)width,
+                  sizeof(float));
+  if (!s->buf) {
+    *err = SD_ENOMEM;
+    return NULL;
+  }
+  s->st.text_sum = s->buf;
+  s->st.beh_sum = s->buf + c->vc.dim;
+  if ((*err = user_load(c, s)) < 0) {
+    free(s->buf);
+    return NULL;
+  }
+  m->table[h] = (uint32_t)++m->n;
+  return s;
+}
+
+/* ---- items ---- */
+
+static const char SQL_TYPE_INSERT[] =
+    "INSERT INTO event_types(type,first_seen) VALUES(?1,?2) "
+    "ON CONFLICT(type) DO NOTHING";
+
+/* Remembers a name for the event type's behaviour bucket (first wins). */
+static int note_beh_name(sd_core *c, const char *type, int64_t now) {
+  float sign;
+  int b = sd_views_beh_bucket(type, strlen(type), &sign);
+  if (c->beh_names[b]) return 0;
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_TYPE_INSERT);
+  if (!st) return SD_EDB;
+  sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, now);
+  if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
+  c->beh_names[b] = strdup(type);
+  return c->beh_names[b] ? 0 : SD_ENOMEM;
+}
+
+static int group_event(sd_core *c, group *g, sd_job *j, const sd_event *e) {
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_EVENT_INSERT);
+  if (!st) return SD_EDB;
+  char *props = e->props ? json_dumps(e->props, JSON_COMPACT) : NULL;
+  if (e->props && !props) return SD_ENOMEM;
+  sqlite3_bind_text(st, 1, e->event_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, e->user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, e->type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, e->ts);
+  if (props) sqlite3_bind_text(st, 5, props, -1, free);
+  if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
+  if (sqlite3_changes(sd_store_db(c->db)) == 0) {
+    j->duplicates++;
+    return 0;
+  }
+  j->accepted++;
+  int err = 0;
+  user_slot *u = um_get(c, &g->users, e->user_id, &err);
+  if (!u) return err;
+  sd_views_add_event(&c->vc, &u->st, e->type, strlen(e->type), e->ts);
+  return note_beh_name(c, e->type, g->now);
+}
+
+static int text_exists(sd_core *c, const char *text_id) {
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_TEXT_EXISTS);
+  if (!st) return SD_EDB;
+  sqlite3_bind_text(st, 1, text_id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : SD_EDB;
+}
+
+/* Embeds t into vec (L2-normalised): the client's vector or the encoder's. */
+static int text_embed(sd_core *c, const sd_text *t, float *vec) {
+  int dim = c->vc.dim;
+  if (t->embedding) {
+    memcpy(vec, t->embedding, sizeof(float) * (size_t)dim);
+    float len = cblas_snrm2(dim, vec, 1);
+    if (len > 0) cblas_sscal(dim, 1.0f / len, vec, 1);
+    return 0;
+  }
+  sd_sparse f;
+  int rc = sd_features(t->text, t->text_len, SD_ENCODER_BITS, &f);
+  if (rc < 0) return rc;
+  sd_encoder_observe(c->enc, &f);
+  rc = sd_encoder_encode(c->enc, &f, vec);
+  sd_sparse_free(&f);
+  return rc;
+}
+
+static int text_insert(sd_core *c, const sd_text *t, const text_rec *r,
+                       float conf) {
+  const sd_space *in = &c->spaces[SD_SPACE_INTENTS];
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_TEXT_INSERT);
+  if (!st) return SD_EDB;
+  sqlite3_bind_text(st, 1, t->text_id, -1, SQLITE_STATIC);
+  if (t->user_id) sqlite3_bind_text(st, 2, t->user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, t->text, (int)t->text_len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, t->ts);
+  const float *stored = t->embedding ? t->embedding : r->vec;
+  sqlite3_bind_blob(st, 5, stored, (int)(sizeof(float) * (size_t)c->vc.dim),
+                    SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, t->embedding ? c->client_embedder_id
+                                         : c->embedder_id);
+  if (r->idx >= 0) {
+    sqlite3_bind_int64(st, 7, in->ids[r->idx]);
+    sqlite3_bind_double(st, 8, r->sim);
+    sqlite3_bind_double(st, 9, conf);
+  }
+  return sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
+}
+
+static int group_text(sd_core *c, group *g, sd_job *j, const sd_text *t) {
+  int rc = text_exists(c, t->text_id);
+  if (rc < 0) return rc;
+  if (rc == 1) {
+    j->duplicates++;
+    return 0;
+  }
+  text_rec *r = &g->texts[g->n_texts];
+  r->t = t;
+  r->vec = g->vecs + g->n_texts * (size_t)c->vc.dim;
+  r->idx = -1;
+  if ((rc = text_embed(c, t, r->vec)) < 0) return rc;
+  float conf = 0;
+  const sd_space *in = &c->spaces[SD_SPACE_INTENTS];
+  if (in->has_model && (rc = sd_space_assign(in, r->vec, &r->idx, &r->sim,
+                                             &conf)) < 0)
+    return rc;
+  if ((rc = text_insert(c, t, r, conf)) < 0) return rc;
+  g->n_texts++;
+  j->accepted++;
+  if (!t->user_id) return 0;
+  user_slot *u = um_get(c, &g->users, t->user_id, &rc);
+  if (!u) return rc;
+  sd_views_add_text(&c->vc, &u->st, r->vec, t->ts);
+  return 0;
+}
+
+/* ---- users ---- */
+
+static int user_put(sd_core *c, user_slot *u, int64_t now) {
+  const sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
+  float *vec = u->buf + c->vc.dim + SD_BEH_DIM;
+  int any = sd_views_vector(&c->vc, &u->st, vec);
+  if (any && seg->has_model) {
+    int rc = sd_space_assign(seg, vec, &u->idx, &u->sim, &u->conf);
+    if (rc < 0) return rc;
+  }
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_USER_PUT);
+  if (!st) return SD_EDB;
+  sqlite3_bind_text(st, 1, u->user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, u->st.first_seen);
+  sqlite3_bind_int64(st, 3, u->st.last_seen);
+  sqlite3_bind_int64(st, 4, u->st.n_events);
+  sqlite3_bind_int64(st, 5, u->st.n_texts);
+  if (u->st.text_t) {
+    sqlite3_bind_blob(st, 6, u->st.text_sum,
+                      (int)(sizeof(float) * (size_t)c->vc.dim), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, u->st.text_t);
+  }
+  if (u->st.beh_t) {
+    sqlite3_bind_blob(st, 8, u->st.beh_sum, (int)(sizeof(float) * SD_BEH_DIM),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, u->st.beh_t);
+  }
+  if (u->idx >= 0) {
+    sqlite3_bind_int64(st, 10, seg->ids[u->idx]);
+    sqlite3_bind_double(st, 11, u->sim);
+    sqlite3_bind_double(st, 12, u->conf);
+  }
+  sqlite3_bind_int64(st, 13, now);
+  return sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
+}
+
+/* ---- the group ---- */
+
+static int group_store(sd_core *c, group *g, sd_job **jobs, int n) {
+  int rc = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    sd_batch *b = &jobs[i]->batch;
+    for (size_t k = 0; k < b->n && rc == 0; k++)
+      rc = b->kind == SD_BATCH_EVENTS ? group_event(c, g, jobs[i], &b->events[k])
+                                      : group_text(c, g, jobs[i], &b->texts[k]);
+  }
+  for (size_t i = 0; i < g->users.n && rc == 0; i++)
+    rc = user_put(c, &g->users.slots[i], g->now);
+  return rc;
+}
+
+/* After COMMIT: members, representatives, terms and centroids move. */
+static void group_apply(sd_core *c, group *g) {
+  sd_space *in = &c->spaces[SD_SPACE_INTENTS];
+  sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
+  for (size_t i = 0; i < g->n_texts; i++) {
+    text_rec *r = &g->texts[i];
+    in->points++;
+    if (r->idx < 0) continue;
+    sd_space_member_add(in, r->idx, r->sim, r->t->text_id, r->t->text,
+                        r->t->text_len);
+    sd_space_update(in, r->idx, r->vec, g->now);
+  }
+  for (size_t i = 0; i < g->users.n; i++) {
+    user_slot *u = &g->users.slots[i];
+    if (u->is_new) seg->points++;
+    if (u->idx < 0) continue;
+    if (u->old_idx >= 0)
+      sd_space_member_remove(seg, u->old_idx, u->old_sim, u->user_id);
+    sd_space_member_add(seg, u->idx, u->sim, u->user_id, NULL, 0);
+    sd_space_update(seg, u->idx, u->buf + c->vc.dim + SD_BEH_DIM, g->now);
+  }
+}
+
+static int group_alloc(sd_core *c, group *g, sd_job **jobs, int n) {
+  size_t texts = 0;
+  for (int i = 0; i < n; i++)
+    if (jobs[i]->batch.kind == SD_BATCH_TEXTS) texts += jobs[i]->batch.n;
+  g->texts = calloc(texts ? texts : 1, sizeof(text_rec));
+  g->vecs = malloc(sizeof(float) * (texts ? texts : 1) * (size_t)c->vc.dim);
+  return g->texts && g->vecs ? 0 : SD_ENOMEM;
+}
+
+static void group_finish(sd_core *c) {
+  for (int s = 0; s < SD_SPACES; s++)
+    if (core_maybe_train(c, s) < 0)
+      sd_log_error("training the %s space failed; will retry",
+                   c->spaces[s].name);
+  int64_t now = sd_now_ms();
+  if (now - c->last_save >= c->cfg->save_interval_ms) {
+    if (core_save_models(c) < 0) sd_log_error("saving models failed");
+    c->last_save = now;
+  }
+  if (core_publish(c) < 0) sd_log_error("publishing a snapshot failed");
+}
+
+void core_group(sd_core *c, sd_job **jobs, int n) {
+  group g;
+  memset(&g, 0, sizeof(g));
+  g.now = sd_now_ms();
+  for (int i = 0; i < n; i++) jobs[i]->accepted = jobs[i]->duplicates = 0;
+  int rc = group_alloc(c, &g, jobs, n);
+  if (rc == 0) rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
+  if (rc == 0) {
+    rc = group_store(c, &g, jobs, n);
+    if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+    if (rc < 0) {
+      sd_log_error("ingest group of %d batches failed (%s): rolled back", n,
+                   sqlite3_errmsg(sd_store_db(c->db)));
+      sd_store_exec(c->db, "ROLLBACK");
+    }
+  }
+  if (rc == 0) {
+    group_apply(c, &g);
+    group_finish(c);
+  }
+  for (int i = 0; i < n; i++) {
+    jobs[i]->rc = rc;
+    if (rc < 0) jobs[i]->accepted = jobs[i]->duplicates = 0;
+  }
+  um_free(&g.users);
+  free(g.texts);
+  free(g.vecs);
+  for (int i = 0; i < n; i++) jobs[i]->done(jobs[i], jobs[i]->ud);
+}

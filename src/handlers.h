@@ -1,0 +1,47 @@
+/*
+ * handlers.h -- the request handlers, one file per resource:
+ * handlers_ops.c (health, readiness, info), handlers_ingest.c (events,
+ * texts), handlers_users.c (users, segments, assign), handlers_spaces.c
+ * (spaces, clusters, assignments). Each fills an sd_reply and returns 0 or
+ * the sd_err it replied with.
+ */
+#ifndef SEGMENTD_HANDLERS_H
+#define SEGMENTD_HANDLERS_H
+
+#include "segmentd/http.h"
+#include "segmentd/snapshot.h"
+
+int h_healthz(sd_req *req, sd_reply *rep);
+int h_readyz(sd_req *req, sd_reply *rep);
+int h_info(sd_req *req, sd_reply *rep);
+int h_events(sd_req *req, sd_reply *rep);
+int h_texts(sd_req *req, sd_reply *rep);
+int h_user(sd_req *req, sd_reply *rep);
+int h_user_segment(sd_req *req, sd_reply *rep);
+int h_segments_lookup(sd_req *req, sd_reply *rep);
+int h_assign(sd_req *req, sd_reply *rep);
+int h_spaces(sd_req *req, sd_reply *rep);
+int h_clusters(sd_req *req, sd_reply *rep);
+int h_cluster(sd_req *req, sd_reply *rep);
+int h_assignments(sd_req *req, sd_reply *rep);
+/* The reply of a finished (or refused) ingest job; frees its batch. */
+void h_ingest_done(sd_job *job, sd_reply *rep);
+
+/* Shared helpers (handlers_common.c). */
+
+/* Parses a JSON object body under the configured depth limit; on failure
+ * fills rep and returns NULL. */
+json_t *h_body_object(sd_req *req, sd_reply *rep);
+/* RFC 3339 string of an epoch-ms time (a new JSON string). */
+json_t *h_time(int64_t ms);
+/* The current snapshot's space named by the first path parameter, or a
+ * 404 reply. The caller releases *snap. */
+const sd_snap_space *h_space(sd_req *req, sd_reply *rep, sd_snapshot **snap);
+/* Similarities of x to every centroid of sp (k floats into sims), and the
+ * indexes of the n best in order (best[n], -1 past k). */
+void h_rank(const sd_snap_space *sp, const float *x, float *sims, int *best,
+            int n);
+/* {"id","label","similarity"} of cluster index i of sp. */
+json_t *h_cluster_ref(const sd_snap_space *sp, int i, float sim);
+
+#endif

@@ -1,0 +1,72 @@
+/* handlers_common.c -- helpers shared by the handlers (see handlers.h). */
+#include "handlers.h"
+#include "segmentd/err.h"
+#include "segmentd/ingest.h"
+#include "segmentd/snapshot.h"
+#include "segmentd/timeutil.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <string.h>
+
+json_t *h_body_object(sd_req *req, sd_reply *rep) {
+  json_error_t jerr;
+  char msg[256];
+  json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!v) {
+    snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s",
+             jerr.line, jerr.column, jerr.text);
+    sd_reply_error(rep, SD_EJSON, msg, NULL);
+    return NULL;
+  }
+  size_t lim = (size_t)req->cfg->max_depth;
+  if (sd_json_depth(v, lim + 1) > lim) {
+    json_decref(v);
+    sd_reply_error(rep, SD_EINVAL, "JSON nested too deeply", NULL);
+    return NULL;
+  }
+  if (!json_is_object(v)) {
+    json_decref(v);
+    sd_reply_error(rep, SD_EINVALID, "the body must be a JSON object", NULL);
+    return NULL;
+  }
+  return v;
+}
+
+json_t *h_time(int64_t ms) {
+  char buf[48];
+  sd_time_format(ms, buf);
+  return json_string(buf);
+}
+
+const sd_snap_space *h_space(sd_req *req, sd_reply *rep, sd_snapshot **snap) {
+  *snap = sd_snapshot_acquire();
+  const sd_snap_space *sp =
+      *snap ? sd_snapshot_space(*snap, req->params[0]) : NULL;
+  if (!sp) {
+    sd_snapshot_release(*snap);
+    *snap = NULL;
+    sd_reply_error(rep, SD_ENOTFOUND, "no such space (intents | segments)",
+                   NULL);
+  }
+  return sp;
+}
+
+void h_rank(const sd_snap_space *sp, const float *x, float *sims, int *best,
+            int n) {
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, sp->k, sp->dim, 1.0f, sp->centroids,
+              sp->dim, x, 1, 0.0f, sims, 1);
+  for (int j = 0; j < n; j++) best[j] = -1;
+  for (int i = 0; i < sp->k; i++) {
+    int j = n;
+    while (j > 0 && (best[j - 1] < 0 || sims[i] > sims[best[j - 1]])) j--;
+    if (j == n) continue;
+    memmove(best + j + 1, best + j, sizeof(int) * (size_t)(n - 1 - j));
+    best[j] = i;
+  }
+}
+
+json_t *h_cluster_ref(const sd_snap_space *sp, int i, float sim) {
+  return json_pack("{s:I,s:s,s:f}", "id", (json_int_t)sp->clusters[i].id,
+                   "label", sp->clusters[i].label, "similarity", (double)sim);
+}

@@ -1,0 +1,300 @@
+/*
+ * space.c -- a space's live model, online updates and member bookkeeping
+ * (see space.h).
+ */
+#include "segmentd/space.h"
+#include "segmentd/cluster_kmeans.h"
+#include "segmentd/err.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TERMS_EVERY_MS 1000
+#define CONF_TEMPERATURE 0.05f
+
+int sd_space_init(sd_space *sp, int index, int dim, double half_life_ms) {
+  memset(sp, 0, sizeof(*sp));
+  sp->index = index;
+  sp->name = index == SD_SPACE_INTENTS ? "intents" : "segments";
+  sp->entity = index == SD_SPACE_INTENTS ? "texts" : "users";
+  sp->dim = dim;
+  sp->half_life_ms = half_life_ms;
+  snprintf(sp->algorithm, sizeof(sp->algorithm), "kmeans");
+  if (index == SD_SPACE_INTENTS && !(sp->terms = sd_terms_new()))
+    return SD_ENOMEM;
+  return 0;
+}
+
+static void space_free_model(sd_space *sp) {
+  for (int i = 0; i < sp->k; i++) {
+    for (int r = 0; r < SD_REPS; r++) {
+      free(sp->reps[i][r].id);
+      free(sp->reps[i][r].text);
+    }
+    if (sp->label) free(sp->label[i]);
+    if (sp->description) free(sp->description[i]);
+  }
+  free(sp->ids);
+  free(sp->centroids);
+  free(sp->weights);
+  free(sp->weight_t);
+  free(sp->sizes);
+  free(sp->sim_sum);
+  free(sp->created_at);
+  free(sp->label);
+  free(sp->description);
+  free(sp->reps);
+  free(sp->top_cache);
+  sp->ids = NULL;
+  sp->centroids = sp->weights = NULL;
+  sp->weight_t = sp->sizes = sp->created_at = NULL;
+  sp->sim_sum = NULL;
+  sp->label = sp->description = NULL;
+  sp->reps = NULL;
+  sp->top_cache = NULL;
+  sp->has_model = sp->k = 0;
+}
+
+void sd_space_free(sd_space *sp) {
+  space_free_model(sp);
+  sd_terms_free(sp->terms);
+  sp->terms = NULL;
+}
+
+static void normalise(float *v, int n) {
+  float len = cblas_snrm2(n, v, 1);
+  if (len > 0) cblas_sscal(n, 1.0f / len, v, 1);
+}
+
+int sd_space_set_model(sd_space *sp, int k, const int32_t *ids,
+                       const float *centroids, const float *weights,
+                       int64_t version, int64_t trained_at, double inertia,
+                       const char *algorithm) {
+  space_free_model(sp);
+  size_t kd = (size_t)k * sp->dim;
+  sp->ids = malloc(sizeof(int32_t) * k);
+  sp->centroids = malloc(sizeof(float) * kd);
+  sp->weights = malloc(sizeof(float) * k);
+  sp->weight_t = calloc(k, sizeof(int64_t));
+  sp->sizes = calloc(k, sizeof(int64_t));
+  sp->sim_sum = calloc(k, sizeof(double));
+  sp->created_at = calloc(k, sizeof(int64_t));
+  sp->label = calloc(k, sizeof(char *));
+  sp->description = calloc(k, sizeof(char *));
+  sp->reps = calloc(k, sizeof(*sp->reps));
+  sp->top_cache = calloc((size_t)k * SD_TOP_TERMS, sizeof(char *));
+  if (!sp->ids || !sp->centroids || !sp->weights || !sp->weight_t ||
+      !sp->sizes || !sp->sim_sum || !sp->created_at || !sp->label ||
+      !sp->description || !sp->reps || !sp->top_cache) {
+    sp->k = k; /* so the loops in space_free_model see the arrays */
+    space_free_model(sp);
+    return SD_ENOMEM;
+  }
+  sp->k = k;
+  memcpy(sp->ids, ids, sizeof(int32_t) * k);
+  memcpy(sp->centroids, centroids, sizeof(float) * kd);
+  memcpy(sp->weights, weights, sizeof(float) * k);
+  for (int i = 0; i < k; i++) {
+    normalise(sp->centroids + (size_t)i * sp->dim, sp->dim);
+    sp->weight_t[i] = trained_at;
+    sp->created_at[i] = trained_at;
+    if (ids[i] >= sp->next_id) sp->next_id = ids[i] + 1;
+  }
+  sp->has_model = 1;
+  sp->version = version;
+  sp->trained_at = trained_at;
+  sp->inertia = inertia;
+  snprintf(sp->algorithm, sizeof(sp->algorithm), "%s", algorithm);
+  if (sp->terms) sd_terms_reset(sp->terms);
+  sp->terms_at = 0;
+  return 0;
+}
+
+int sd_space_index_of(const sd_space *sp, int64_t id) {
+  for (int i = 0; i < sp->k; i++)
+    if (sp->ids[i] == id) return i;
+  return -1;
+}
+
+float sd_confidence(float best, float second) {
+  if (!isfinite(second)) return 1.0f;
+  return 1.0f / (1.0f + expf(-(best - second) / CONF_TEMPERATURE));
+}
+
+int sd_space_assign(const sd_space *sp, const float *x, int *idx, float *sim,
+                    float *conf) {
+  if (!sp->has_model) return SD_ENOTREADY;
+  int32_t b, s;
+  float bs, ss;
+  int rc = sd_kmeans_assign(x, 1, sp->centroids, sp->k, sp->dim, 1, &b, &bs,
+                            &s, &ss);
+  if (rc < 0) return rc;
+  *idx = b;
+  *sim = bs;
+  *conf = sd_confidence(bs, ss);
+  return 0;
+}
+
+void sd_space_update(sd_space *sp, int idx, const float *x, int64_t now) {
+  float *c = sp->centroids + (size_t)idx * sp->dim;
+  double dt = (double)(now - sp->weight_t[idx]);
+  float w = sp->weights[idx];
+  if (dt > 0) w *= (float)exp2(-dt / sp->half_life_ms);
+  w += 1.0f;
+  sp->weights[idx] = w;
+  sp->weight_t[idx] = now > sp->weight_t[idx] ? now : sp->weight_t[idx];
+  float eta = 1.0f / w;
+  cblas_sscal(sp->dim, 1.0f - eta, c, 1);
+  cblas_saxpy(sp->dim, eta, x, 1, c, 1);
+  normalise(c, sp->dim);
+}
+
+static char *dup_n(const char *s, size_t n) {
+  char *p = malloc(n + 1);
+  if (p) {
+    memcpy(p, s, n);
+    p[n] = 0;
+  }
+  return p;
+}
+
+/* Keeps the SD_REPS most similar members, most similar first. */
+static void reps_offer(sd_space_rep *r, float sim, const char *id,
+                       const char *text, size_t text_len) {
+  if (r[SD_REPS - 1].id && sim <= r[SD_REPS - 1].sim) return;
+  char *idc = dup_n(id, strlen(id));
+  char *tc = text ? dup_n(text, text_len > 240 ? 240 : text_len) : NULL;
+  if (!idc || (text && !tc)) {
+    free(idc);
+    free(tc);
+    return; /* representatives are best effort under memory pressure */
+  }
+  free(r[SD_REPS - 1].id);
+  free(r[SD_REPS - 1].text);
+  int j = SD_REPS - 1;
+  while (j > 0 && (!r[j - 1].id || sim > r[j - 1].sim)) {
+    r[j] = r[j - 1];
+    j--;
+  }
+  r[j] = (sd_space_rep){sim, idc, tc};
+}
+
+void sd_space_member_add(sd_space *sp, int idx, float sim, const char *id,
+                         const char *text, size_t text_len) {
+  sp->sizes[idx]++;
+  sp->sim_sum[idx] += sim;
+  reps_offer(sp->reps[idx], sim, id, text, text_len);
+  if (sp->terms && text) sd_terms_add(sp->terms, idx, text, text_len, 1);
+}
+
+void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id) {
+  sd_space_rep *r = sp->reps[idx];
+  sp->sizes[idx]--;
+  sp->sim_sum[idx] -= sim;
+  for (int j = 0; j < SD_REPS; j++) {
+    if (!r[j].id || strcmp(r[j].id, id)) continue;
+    free(r[j].id);
+    free(r[j].text);
+    memmove(&r[j], &r[j + 1], sizeof(*r) * (size_t)(SD_REPS - 1 - j));
+    r[SD_REPS - 1] = (sd_space_rep){0, NULL, NULL};
+    break;
+  }
+}
+
+/* Event types whose behaviour buckets weigh most in centroid c. */
+static int beh_features(const sd_space *sp, const float *c,
+                        const char *const *names, const char **out, int n) {
+  double sc[SD_TOP_TERMS];
+  int got = 0;
+  const float *beh = c + (sp->dim - SD_BEH_DIM);
+  for (int b = 0; b < SD_BEH_DIM; b++) {
+    if (!names || !names[b]) continue;
+    float sign;
+    sd_views_beh_bucket(names[b], strlen(names[b]), &sign);
+    double s = beh[b] * sign;
+    if (s <= 1e-3 || (got == n && s <= sc[n - 1])) continue;
+    int j = got < n ? got++ : n - 1;
+    while (j > 0 && s > sc[j - 1]) {
+      sc[j] = sc[j - 1];
+      out[j] = out[j - 1];
+      j--;
+    }
+    sc[j] = s;
+    out[j] = names[b];
+  }
+  return got;
+}
+
+static const char *auto_label(sd_snapshot *snap, const char *const *terms,
+                              int n) {
+  char buf[256] = "";
+  size_t len = 0;
+  for (int i = 0; i < n && i < 3 && terms[i]; i++) {
+    int w = snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? ", " : "",
+                     terms[i]);
+    if (w < 0 || (size_t)w >= sizeof(buf) - len) break;
+    len += (size_t)w;
+  }
+  return sd_snapshot_strdup(snap, len ? buf : "unlabelled");
+}
+
+static void snap_cluster(sd_space *sp, int i, sd_snapshot *snap,
+                         sd_snap_space *out, const char *const *beh_names) {
+  sd_snap_cluster *c = &out->clusters[i];
+  c->id = sp->ids[i];
+  c->size = sp->sizes[i];
+  c->share = out->assigned ? (double)sp->sizes[i] / out->assigned : 0;
+  c->cohesion = sp->sizes[i] ? sp->sim_sum[i] / sp->sizes[i] : 0;
+  c->created_at = sp->created_at[i];
+  const char *terms[SD_TOP_TERMS] = {0};
+  if (sp->terms) {
+    memcpy(terms, sp->top_cache + (size_t)i * SD_TOP_TERMS, sizeof(terms));
+  } else {
+    beh_features(sp, sp->centroids + (size_t)i * sp->dim, beh_names, terms,
+                 SD_TOP_TERMS);
+  }
+  for (int j = 0; j < SD_TOP_TERMS && terms[j]; j++)
+    c->terms[c->n_terms++] = sd_snapshot_strdup(snap, terms[j]);
+  for (int r = 0; r < SD_REPS && sp->reps[i][r].id; r++) {
+    c->reps[r].id = sd_snapshot_strdup(snap, sp->reps[i][r].id);
+    c->reps[r].text = sd_snapshot_strdup(snap, sp->reps[i][r].text);
+    c->reps[r].similarity = sp->reps[i][r].sim;
+    c->n_reps++;
+  }
+  c->label_manual = sp->label[i] != NULL;
+  c->label = c->label_manual ? sd_snapshot_strdup(snap, sp->label[i])
+                             : auto_label(snap, c->terms, c->n_terms);
+  c->description = sd_snapshot_strdup(snap, sp->description[i]);
+}
+
+int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
+                      const char *const *beh_names, int64_t now) {
+  memset(out, 0, sizeof(*out));
+  out->name = sp->name;
+  out->entity = sp->entity;
+  out->dim = sp->dim;
+  out->points = sp->points;
+  out->algorithm = sp->algorithm;
+  out->updated_at = now;
+  if (!sp->has_model) return 0;
+  out->has_model = 1;
+  out->k = sp->k;
+  out->version = sp->version;
+  out->trained_at = sp->trained_at;
+  out->inertia = sp->inertia;
+  for (int i = 0; i < sp->k; i++) out->assigned += sp->sizes[i];
+  size_t kd = (size_t)sp->k * sp->dim;
+  out->centroids = sd_snapshot_alloc(snap, sizeof(float) * kd);
+  out->clusters = sd_snapshot_alloc(snap, sizeof(sd_snap_cluster) * sp->k);
+  if (!out->centroids || !out->clusters) return SD_ENOMEM;
+  memcpy(out->centroids, sp->centroids, sizeof(float) * kd);
+  if (sp->terms && (sp->terms_at == 0 || now - sp->terms_at >= TERMS_EVERY_MS)) {
+    if (sd_terms_top(sp->terms, sp->k, SD_TOP_TERMS, sp->top_cache) == 0)
+      sp->terms_at = now;
+  }
+  for (int i = 0; i < sp->k; i++) snap_cluster(sp, i, snap, out, beh_names);
+  return 0;
+}

@@ -1,0 +1,158 @@
+/*
+ * harness.h -- black-box integration harness of segmentd.
+ *
+ * Starts the real server binary ($SD_BIN) on an ephemeral loopback port with
+ * a fresh temporary database, talks HTTP to it through libcurl, and parses
+ * JSON answers with jansson. Each test program owns its servers: start,
+ * kill -9, restart on the same database, stop gracefully, free.
+ *
+ * Ownership: srv_start() returns a server that srv_free() releases (it kills
+ * a still-running process and removes the temporary directory). Every
+ * http_resp must be released with http_resp_free(); every json_t returned
+ * is a new reference for the caller to json_decref(). Each thread that
+ * makes requests calls http_thread_done() before it exits.
+ *
+ * Servers must be started, restarted and stopped from the main thread: the
+ * child gets PR_SET_PDEATHSIG, which fires when the forking *thread* exits.
+ */
+#ifndef SD_TEST_HARNESS_H
+#define SD_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+/* A running (or killed) segmentd child process and its temporary directory. */
+typedef struct sd_server {
+  char dir[256];       /* temporary directory, removed by srv_free() */
+  char db[300];        /* <dir>/segmentd.db */
+  char port_file[300]; /* <dir>/port */
+  char log[300];       /* <dir>/server.log (stderr and stdout of the child) */
+  char **argv;         /* NULL-terminated argv used for every (re)start */
+  pid_t pid;           /* 0 when not running */
+  int port;            /* port read from the port file */
+} sd_server;
+
+/* One HTTP answer. status is 0 when the transfer failed (error in errbuf).
+ * body is always a NUL-terminated malloc'd string (empty on failure). */
+typedef struct http_resp {
+  long status;
+  char *body;
+  size_t len;
+  char content_type[128];
+  char allow[128];
+  char retry_after[32];
+  char connection[32];
+  char errbuf[256];
+} http_resp;
+
+/* Starts $SD_BIN serve with the standard arguments plus extra_args (a
+ * NULL-terminated list, or NULL) and waits up to 30 s until GET /readyz is
+ * 200. Returns NULL (after printing the server log) on any failure. */
+sd_server *srv_start(const char *const *extra_args);
+
+/* Starts the server again with the same arguments and database. It must
+ * not be running (call srv_kill9() or srv_stop() first). 0 on success. */
+int srv_restart(sd_server *srv);
+
+/* SIGKILL and reap. No-op when not running. */
+void srv_kill9(sd_server *srv);
+
+/* SIGTERM, then waits up to 30 s for the exit. Returns the exit status
+ * (0 on a graceful exit), 128+signal if killed by a signal, -1 on timeout
+ * (the process is then SIGKILLed) or when it was not running. */
+int srv_stop(sd_server *srv);
+
+/* Kills a still-running child, removes the temporary directory (kept when
+ * SD_KEEP_TMP is set in the environment) and frees srv. NULL is a no-op. */
+void srv_free(sd_server *srv);
+
+/* Prints the last ~4 KiB of the server log to stderr, with a header. */
+void srv_dump_log(const sd_server *srv);
+
+/* One request. method is "GET", "POST", "DELETE", ...; path starts with
+ * '/'. content_type may be NULL (then no Content-Type header is sent);
+ * body may be NULL (len ignored). Timeout 30 s, keep-alive per thread. */
+http_resp http_req(sd_server *srv, const char *method, const char *path,
+                   const char *content_type, const char *body, size_t len);
+
+/* http_req() with a NUL-terminated body sent as application/json (or NULL
+ * for none); stores the status in *status and returns the parsed
+ * body, or NULL when the body is not JSON. */
+json_t *http_json(sd_server *srv, const char *method, const char *path,
+                  const char *body, long *status);
+
+/* Like http_json() with a json_t body (not stolen; may be NULL). */
+json_t *http_json_obj(sd_server *srv, const char *method, const char *path,
+                      const json_t *body, long *status);
+
+/* Releases the body of r. Accepts NULL. */
+void http_resp_free(http_resp *r);
+
+/* Releases the calling thread's CURL handle. */
+void http_thread_done(void);
+
+/* 1 when body is {"error": {"code": code, "message": "...", "details": [...]}}
+ * with a non-empty message and well-formed details (each an object with a
+ * string field and problem, and an integer index when present); details may
+ * be absent (item-level problems are checked with error_has_detail()).
+ * Prints the reason to stderr and returns 0 otherwise. */
+int check_error_body(const json_t *body, const char *code);
+
+/* 1 when the error body has a detail with this index (-1: any) whose field
+ * equals field (NULL: any). */
+int error_has_detail(const json_t *body, long long index, const char *field);
+
+/* The integer at a dotted path ("a.b.c") of obj, or dflt when missing or
+ * not an integer. */
+long long json_path_int(const json_t *obj, const char *path, long long dflt);
+
+/* The value at a dotted path of obj (borrowed), or NULL. */
+json_t *json_path(const json_t *obj, const char *path);
+
+/* Monotonic seconds. */
+double now_s(void);
+
+/* Sleeps ms milliseconds. */
+void sleep_ms(long ms);
+
+/* ---- segmentd-specific helpers (harness_sd.c) ---- */
+
+/* POSTs {"<kind>": items} to /v1/<kind> (kind "events" or "texts"; items is
+ * borrowed). Returns the HTTP status; on 200 stores the counts (when the
+ * pointers are not NULL), otherwise sets them to -1. */
+long ingest(sd_server *srv, const char *kind, const json_t *items,
+            long long *accepted, long long *duplicates);
+
+/* The stored count of `kind` ("events" or "texts") in a GET /v1/users/{id}
+ * answer: "counts.<kind>", "<kind>" (an integer), "<kind>_count",
+ * "<singular>_count" or "n_<kind>"; -1 when none is present. */
+long long user_count(const json_t *user, const char *kind);
+
+/* The counts of one user: 0 on 200 (counts set, -1 when absent), else the
+ * HTTP status (404 for an unknown user). */
+long get_user_counts(sd_server *srv, const char *user_id, long long *events,
+                     long long *texts);
+
+/* The entry of GET /v1/spaces named `space` (new reference) or NULL. */
+json_t *get_space(sd_server *srv, const char *space);
+
+/* The "points" of space in GET /v1/spaces, or -1. */
+long long space_points(sd_server *srv, const char *space);
+
+/* Polls GET /v1/spaces/<space>/clusters until it is 200 with a non-empty
+ * "clusters" array and a non-null model_version; 0 then, -1 on timeout. */
+int wait_model(sd_server *srv, const char *space, double timeout_s);
+
+/* GET /v1/spaces/<space>/assignments as a JSON array with one element per
+ * NDJSON line (JSON null for a line that does not parse; *bad_lines counts
+ * them). *status gets the HTTP status, ctype (cap bytes) the Content-Type.
+ * Returns NULL when the request failed. */
+json_t *get_assignments(sd_server *srv, const char *space, long *status,
+                        char *ctype, size_t cap, int *bad_lines);
+
+/* A new JSON string of `n` bytes: prefix followed by 'x' padding. */
+json_t *json_padded(const char *prefix, size_t n);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * harness_sd.c -- segmentd-specific helpers of the integration harness.
+ *
+ * Ingest a batch and read its counts, read a user's stored counts, find a
+ * space, wait for a space's first model, and read the NDJSON assignments
+ * stream, all as docs/API.md describes them. The contract is in harness.h.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+long ingest(sd_server *srv, const char *kind, const json_t *items,
+            long long *accepted, long long *duplicates) {
+  char path[64];
+  long status = 0;
+  snprintf(path, sizeof path, "/v1/%s", kind);
+  json_t *req = json_object();
+  if (!req || json_object_set(req, kind, (json_t *)items) != 0) {
+    json_decref(req);
+    return 0;
+  }
+  json_t *resp = http_json_obj(srv, "POST", path, req, &status);
+  json_decref(req);
+  long long a = -1, d = -1;
+  if (status == 200) {
+    a = json_path_int(resp, "accepted", -1);
+    d = json_path_int(resp, "duplicates", -1);
+  }
+  if (accepted) *accepted = a;
+  if (duplicates) *duplicates = d;
+  json_decref(resp);
+  return status;
+}
+
+long long user_count(const json_t *user, const char *kind) {
+  char key[64], singular[32];
+  snprintf(singular, sizeof singular, "%s", kind);
+  size_t n = strlen(singular);
+  if (n > 1 && singular[n - 1] == 's') singular[n - 1] = '\0';
+  const char *fmts[] = {"counts.%s", "%s", "%s_count", "n_%s"};
+  for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+    snprintf(key, sizeof key, fmts[i], kind);
+    long long v = json_path_int(user, key, -1);
+    if (v >= 0) return v;
+  }
+  snprintf(key, sizeof key, "%s_count", singular);
+  return json_path_int(user, key, -1);
+}
+
+long get_user_counts(sd_server *srv, const char *user_id, long long *events,
+                     long long *texts) {
+  char path[600];
+  long status = 0;
+  snprintf(path, sizeof path, "/v1/users/%s", user_id);
+  json_t *u = http_json(srv, "GET", path, NULL, &status);
+  if (events) *events = status == 200 ? user_count(u, "events") : -1;
+  if (texts) *texts = status == 200 ? user_count(u, "texts") : -1;
+  json_decref(u);
+  return status == 200 ? 0 : status;
+}
+
+json_t *get_space(sd_server *srv, const char *space) {
+  long status = 0;
+  json_t *all = http_json(srv, "GET", "/v1/spaces", NULL, &status);
+  json_t *found = NULL;
+  const json_t *arr = json_object_get(all, "spaces");
+  for (size_t i = 0; status == 200 && i < json_array_size(arr); i++) {
+    json_t *s = json_array_get(arr, i);
+    const char *name = json_string_value(json_object_get(s, "name"));
+    if (name && strcmp(name, space) == 0) {
+      found = json_incref(s);
+      break;
+    }
+  }
+  json_decref(all);
+  return found;
+}
+
+long long space_points(sd_server *srv, const char *space) {
+  json_t *s = get_space(srv, space);
+  long long n = json_path_int(s, "points", -1);
+  json_decref(s);
+  return n;
+}
+
+int wait_model(sd_server *srv, const char *space, double timeout_s) {
+  char path[128];
+  snprintf(path, sizeof path, "/v1/spaces/%s/clusters", space);
+  double deadline = now_s() + timeout_s;
+  do {
+    long status = 0;
+    json_t *c = http_json(srv, "GET", path, NULL, &status);
+    int ok = status == 200 &&
+             json_array_size(json_object_get(c, "clusters")) > 0 &&
+             json_object_get(c, "model_version") &&
+             !json_is_null(json_object_get(c, "model_version"));
+    json_decref(c);
+    if (ok) return 0;
+    sleep_ms(100);
+  } while (now_s() < deadline);
+  fprintf(stderr, "wait_model: space %s has no model after %.0f s\n", space,
+          timeout_s);
+  return -1;
+}
+
+/* Parses one NDJSON line into arr (null when it does not parse). */
+static void ndjson_line(json_t *arr, const char *p, size_t n, int *bad) {
+  json_error_t err;
+  json_t *j = json_loadb(p, n, 0, &err);
+  if (!j) {
+    (*bad)++;
+    fprintf(stderr, "ndjson: bad line (%s): %.*s\n", err.text,
+            (int)(n > 200 ? 200 : n), p);
+    j = json_null();
+  }
+  json_array_append_new(arr, j);
+}
+
+json_t *get_assignments(sd_server *srv, const char *space, long *status,
+                        char *ctype, size_t cap, int *bad_lines) {
+  char path[128];
+  snprintf(path, sizeof path, "/v1/spaces/%s/assignments", space);
+  http_resp r = http_req(srv, "GET", path, NULL, NULL, 0);
+  *status = r.status;
+  *bad_lines = 0;
+  if (ctype && cap) snprintf(ctype, cap, "%s", r.content_type);
+  json_t *arr = r.status ? json_array() : NULL;
+  const char *p = r.body, *end = r.body + r.len;
+  while (arr && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    if (n > 0 && !(n == 1 && p[0] == '\r'))
+      ndjson_line(arr, p, n, bad_lines);
+    p += n + (nl != NULL);
+  }
+  http_resp_free(&r);
+  return arr;
+}
+
+json_t *json_padded(const char *prefix, size_t n) {
+  char *s = malloc(n + 1);
+  if (!s) return NULL;
+  size_t k = strlen(prefix);
+  if (k > n) k = n;
+  memcpy(s, prefix, k);
+  memset(s + k, 'x', n - k);
+  s[n] = '\0';
+  json_t *j = json_string(s);
+  free(s);
+  return j;
+}
