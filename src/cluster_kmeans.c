@@ -131,52 +131,41 @@ static int kmeans_center_norms(const float *c, int m, int dim, int spherical,
 }
 
 /*
- * scores[r*m + j] = -a x_r.c_j for the `rows` rows at x, a = 2 (Euclidean)
+ * scores[j*rows + r] = -a c_j.x_r for the `rows` rows at x, a = 2 (Euclidean)
  * or 1 (spherical). Adding cn[j] gives the squared distance minus ||x_r||^2,
- * or the cosine distance minus 1: the part that depends on the centre.
+ * or the cosine distance minus 1: the part that depends on the centre. One
+ * centre per scores row, so the scans below run along contiguous points.
  */
 static void kmeans_block_scores(const float *x, int rows, int dim,
                                 const float *c, int m, int spherical,
                                 float *scores) {
   float alpha = spherical ? -1.0f : -2.0f;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dim, alpha, x,
-              dim, c, dim, 0.0f, scores, m);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, rows, dim, alpha, c,
+              dim, x, dim, 0.0f, scores, rows);
 }
 
 /*
- * Index of the smallest cn[j] + s[j] (first on ties); the value in *v.
- * Eight independent lanes so the compiler can vectorise the scan.
+ * For each of the `rows` points of a scores block: the first j with the
+ * smallest cn[j] + scores[j*rows + r] into bi[r], that value into bv[r].
+ * Written with selects and integer masks along r, which gcc vectorises.
  */
-static int kmeans_argmin(const float *s, const float *cn, int k, float *v) {
-  float lv[8];
-  int li[8], j = 0, best = 0;
-  for (int l = 0; l < 8; l++) {
-    lv[l] = INFINITY;
-    li[l] = k;
+static void kmeans_block_argmin(const float *scores, int rows, const float *cn,
+                                int k, int32_t *restrict bi,
+                                float *restrict bv) {
+  for (int r = 0; r < rows; r++) {
+    bv[r] = INFINITY;
+    bi[r] = 0;
   }
-  for (; j + 8 <= k; j += 8)
-    for (int l = 0; l < 8; l++) {
-      float t = cn[j + l] + s[j + l];
-      int lt = t < lv[l];
-      lv[l] = lt ? t : lv[l];
-      li[l] = lt ? j + l : li[l];
-    }
-  float m = lv[0];
-  best = li[0];
-  for (int l = 1; l < 8; l++)
-    if (lv[l] < m || (lv[l] == m && li[l] < best)) {
-      m = lv[l];
-      best = li[l];
-    }
-  for (; j < k; j++) { /* tail: larger indices, so strict < keeps first */
-    float t = cn[j] + s[j];
-    if (t < m || best == k) {
-      m = t;
-      best = j;
+  for (int32_t j = 0; j < k; j++) {
+    const float *restrict sj = scores + (size_t)j * (size_t)rows;
+    float c = cn[j];
+    for (int r = 0; r < rows; r++) {
+      float t = c + sj[r];
+      int32_t lt = -(int32_t)(t < bv[r]);
+      bv[r] = t < bv[r] ? t : bv[r];
+      bi[r] = (j & lt) | (bi[r] & ~lt);
     }
   }
-  *v = m;
-  return best < k ? best : 0; /* only if every score is NaN */
 }
 
 /* ---- seeding: greedy k-means++ on at most KMEANS_SEED_ROWS(k) rows ---- */
@@ -230,10 +219,11 @@ static void kmeans_try(kmeans_ws *w, int m, double *pot) {
                         w->spherical, w->scores);
     for (int t = 0; t < m; t++) {
       float *out = w->cand + (size_t)t * sn + i0, ct = w->cnorm[t];
-      const float *s = w->scores + t, *xn = w->sxnorm + i0, *d0 = w->dist + i0;
+      const float *s = w->scores + (size_t)t * (size_t)b;
+      const float *xn = w->sxnorm + i0, *d0 = w->dist + i0;
       double acc = 0.0;
       for (int r = 0; r < b; r++) {
-        float d = (w->spherical ? 1.0f : xn[r]) + ct + s[(size_t)r * m];
+        float d = (w->spherical ? 1.0f : xn[r]) + ct + s[r];
         d = d > 0.0f ? d : 0.0f;
         out[r] = d < d0[r] ? d : d0[r];
         acc += out[r];
@@ -289,16 +279,14 @@ static double kmeans_estep(kmeans_ws *w) {
     int b = n - i0 < (size_t)w->rows ? (int)(n - i0) : w->rows;
     kmeans_block_scores(w->x + i0 * dim, b, w->dim, w->cent, w->k,
                         w->spherical, w->scores);
-    for (int r = 0; r < b; r++) {
-      size_t i = i0 + (size_t)r;
-      float v, d;
-      int j = kmeans_argmin(w->scores + (size_t)r * (size_t)w->k, w->cnorm,
-                            w->k, &v);
+    kmeans_block_argmin(w->scores, b, w->cnorm, w->k, w->lab + i0,
+                        w->dist + i0);
+    for (size_t i = i0; i < i0 + (size_t)b; i++) {
+      int32_t j = w->lab[i];
+      float d = (w->spherical ? 1.0f : w->xnorm[i]) + w->dist[i];
       const float *xi = w->x + i * dim;
       double *s = w->sums + (size_t)j * dim;
-      d = (w->spherical ? 1.0f : w->xnorm[i]) + v;
       w->dist[i] = d > 0.0f ? d : 0.0f;
-      w->lab[i] = j;
       inertia += w->dist[i];
       w->counts[j]++;
       for (size_t e = 0; e < dim; e++) s[e] += xi[e];
@@ -519,53 +507,61 @@ void sd_kmeans_result_free(sd_kmeans_result *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Best and runner-up of cn[j] + s[j] (smallest first; -1 when k == 1). */
-static void kmeans_top2(const float *s, const float *cn, int k, int32_t *j1,
-                        float *v1, int32_t *j2, float *v2) {
-  int32_t b1 = -1, b2 = -1;
-  float m1 = INFINITY, m2 = INFINITY;
-  for (int j = 0; j < k; j++) {
-    float t = cn[j] + s[j];
-    if (b1 < 0 || t < m1) {
-      m2 = m1;
-      b2 = b1;
-      m1 = t;
-      b1 = j;
-    } else if (b2 < 0 || t < m2) {
-      m2 = t;
-      b2 = j;
+/*
+ * kmeans_block_argmin keeping the runner-up too (i2 = -1 while there is
+ * none, as when k == 1). v1 <= v2 throughout, so the new v2 is
+ * min(max(t, v1), v2).
+ */
+static void kmeans_block_top2(const float *scores, int rows, const float *cn,
+                              int k, int32_t *restrict i1,
+                              float *restrict v1, int32_t *restrict i2,
+                              float *restrict v2) {
+  for (int r = 0; r < rows; r++) {
+    v1[r] = v2[r] = INFINITY;
+    i1[r] = i2[r] = -1;
+  }
+  for (int32_t j = 0; j < k; j++) {
+    const float *restrict sj = scores + (size_t)j * (size_t)rows;
+    float c = cn[j];
+    for (int r = 0; r < rows; r++) {
+      float t = c + sj[r], a = v1[r], b = v2[r];
+      int32_t m1 = -(int32_t)(t < a), m2 = -(int32_t)(t < b);
+      float hi = t < a ? a : t;
+      v2[r] = hi < b ? hi : b;
+      i2[r] = (i1[r] & m1) | (((j & m2) | (i2[r] & ~m2)) & ~m1);
+      v1[r] = t < a ? t : a;
+      i1[r] = (j & m1) | (i1[r] & ~m1);
     }
   }
-  *j1 = b1;
-  *v1 = m1;
-  *j2 = b2;
-  *v2 = m2;
+  for (int r = 0; r < rows; r++) i1[r] = i1[r] < 0 ? 0 : i1[r]; /* NaNs */
 }
 
-/* Turns a kmeans_top2 value into a similarity (larger is better). */
+/* Turns a score plus ||x||^2 into a similarity (larger is better). */
 static float kmeans_sim(float v, float xnorm, int spherical) {
   if (spherical) return -v; /* v = -x.c */
   float d = xnorm + v;
   return d > 0.0f ? -d : 0.0f;
 }
 
-/* Assigns the rows of one block; SD_EINVAL on a non-finite row. */
+/*
+ * Assigns the b rows of one block; i2/v2 are scratch for the runner-up.
+ * SD_EINVAL on a non-finite row.
+ */
 static int kmeans_assign_block(const float *x, int b, const float *c, int k,
                                int dim, int spherical, const float *cn,
-                               float *scores, int32_t *best, float *best_sim,
+                               float *scores, int32_t *i2, float *v2,
+                               int32_t *best, float *best_sim,
                                int32_t *second, float *second_sim) {
   kmeans_block_scores(x, b, dim, c, k, spherical, scores);
+  kmeans_block_top2(scores, b, cn, k, best, best_sim, i2, v2);
   for (int r = 0; r < b; r++) {
     const float *xr = x + (size_t)r * (size_t)dim;
-    float xn = cblas_sdot(dim, xr, 1, xr, 1), v1, v2;
-    int32_t j1, j2;
+    float xn = cblas_sdot(dim, xr, 1, xr, 1);
     if (!isfinite(xn)) return SD_EINVAL;
-    kmeans_top2(scores + (size_t)r * (size_t)k, cn, k, &j1, &v1, &j2, &v2);
-    best[r] = j1;
-    best_sim[r] = kmeans_sim(v1, xn, spherical);
-    if (second) second[r] = j2;
+    best_sim[r] = kmeans_sim(best_sim[r], xn, spherical);
+    if (second) second[r] = i2[r];
     if (second_sim)
-      second_sim[r] = j2 < 0 ? -INFINITY : kmeans_sim(v2, xn, spherical);
+      second_sim[r] = i2[r] < 0 ? -INFINITY : kmeans_sim(v2[r], xn, spherical);
   }
   return 0;
 }
@@ -580,17 +576,21 @@ int sd_kmeans_assign(const float *x, size_t n, const float *c, int k, int dim,
   int rows = kmeans_block_rows(k), rc = 0;
   float *cn = kmeans_alloc((size_t)k, 1, sizeof(float));
   float *scores = kmeans_alloc((size_t)rows, (size_t)k, sizeof(float));
-  if (!cn || !scores) rc = SD_ENOMEM;
+  float *v2 = kmeans_alloc((size_t)rows, 1, sizeof(float));
+  int32_t *i2 = kmeans_alloc((size_t)rows, 1, sizeof(int32_t));
+  if (!cn || !scores || !v2 || !i2) rc = SD_ENOMEM;
   if (rc == 0 && kmeans_center_norms(c, k, dim, spherical, cn) != 0)
     rc = SD_EINVAL;
   for (size_t i0 = 0; rc == 0 && i0 < n; i0 += (size_t)rows) {
     int b = n - i0 < (size_t)rows ? (int)(n - i0) : rows;
     rc = kmeans_assign_block(x + i0 * (size_t)dim, b, c, k, dim, spherical, cn,
-                             scores, best + i0, best_sim + i0,
+                             scores, i2, v2, best + i0, best_sim + i0,
                              second ? second + i0 : NULL,
                              second_sim ? second_sim + i0 : NULL);
   }
   free(cn);
   free(scores);
+  free(v2);
+  free(i2);
   return rc;
 }

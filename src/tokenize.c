@@ -152,7 +152,7 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 static int bag_to_sparse(tok_bag *b, sd_sparse *out) {
-  qsort(b->h, b->n, sizeof(uint32_t), cmp_u32);
+  if (b->n) qsort(b->h, b->n, sizeof(uint32_t), cmp_u32);
   size_t uniq = 0;
   for (size_t i = 0; i < b->n; i++)
     if (i == 0 || b->h[i] != b->h[i - 1]) uniq++;

@@ -1,0 +1,50 @@
+/* Unit tests of http_router.c: matching, parameters, 404 and 405. */
+#include "check.h"
+#include "segmentd/err.h"
+#include "segmentd/http.h"
+
+static sd_handler route(const char *method, const char *path, sd_req *req,
+                        sd_reply *rep) {
+  memset(req, 0, sizeof(*req));
+  memset(rep, 0, sizeof(*rep));
+  req->method = method;
+  req->path = path;
+  return sd_route(req, rep);
+}
+
+int main(void) {
+  sd_req req;
+  sd_reply rep;
+  CHECK(route("GET", "/healthz", &req, &rep) != NULL);
+  CHECK(route("GET", "/v1/users/u-1/segment", &req, &rep) != NULL);
+  CHECK_INT(req.n_params, 1);
+  CHECK_STR(req.params[0], "u-1");
+  sd_handler user = route("GET", "/v1/users/abc", &req, &rep);
+  CHECK(user != NULL);
+  CHECK(user != route("GET", "/v1/users/abc/segment", &req, &rep));
+  CHECK(route("GET", "/v1/spaces/intents/clusters/7", &req, &rep) != NULL);
+  CHECK_INT(req.n_params, 2);
+  CHECK_STR(req.params[0], "intents");
+  CHECK_STR(req.params[1], "7");
+  CHECK(route("DELETE", "/v1/events", &req, &rep) == NULL);
+  CHECK_INT(rep.status, 405);
+  CHECK_STR(rep.allow, "POST");
+  sd_reply_free(&rep);
+  CHECK(route("GET", "/v1/nope", &req, &rep) == NULL);
+  CHECK_INT(rep.status, 404);
+  CHECK_STR(json_string_value(json_object_get(
+                json_object_get(rep.body, "error"), "code")), "not_found");
+  sd_reply_free(&rep);
+  CHECK(route("GET", "/v1/users//segment", &req, &rep) == NULL); /* empty id */
+  CHECK_INT(rep.status, 404);
+  sd_reply_free(&rep);
+  CHECK(route("GET", "/healthz/", &req, &rep) == NULL);
+  sd_reply_free(&rep);
+  CHECK(route("GET", "", &req, &rep) == NULL);
+  sd_reply_free(&rep);
+  char deep[200] = "";
+  for (int i = 0; i < 30; i++) strcat(deep, "/a");
+  CHECK(route("GET", deep, &req, &rep) == NULL);
+  sd_reply_free(&rep);
+  return check_done("test_router");
+}

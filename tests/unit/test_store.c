@@ -1,0 +1,64 @@
+/* Unit tests of store.c: migrations, reopen, statement cache, readers. */
+#include "check.h"
+#include "segmentd/err.h"
+#include "segmentd/store.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static int user_version(sd_store *s) {
+  sqlite3_stmt *st = sd_store_stmt(s, "PRAGMA user_version");
+  int v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+  if (st) sqlite3_reset(st);
+  return v;
+}
+
+int main(void) {
+  char dir[] = "/tmp/sd-store-XXXXXX", path[256], msg[256];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(path, sizeof(path), "%s/t.db", dir);
+  sd_store *s;
+  CHECK_INT(sd_store_open(path, &s, msg, sizeof(msg)), 0);
+  CHECK(sd_migrations_count >= 1);
+  CHECK_INT(user_version(s), sd_migrations_count);
+  CHECK_INT(sd_store_exec(s, "INSERT INTO meta(key,value) VALUES('a','b')"), 0);
+  char v[16];
+  CHECK_INT(sd_store_meta_get(s, "a", v, sizeof(v)), 0);
+  CHECK_STR(v, "b");
+  CHECK_INT(sd_store_meta_get(s, "nope", v, sizeof(v)), SD_ENOTFOUND);
+  CHECK_INT(sd_store_meta_set(s, "a", "c"), 0);
+  CHECK_INT(sd_store_meta_get(s, "a", v, sizeof(v)), 0);
+  CHECK_STR(v, "c");
+  int64_t id1, id2, id3;
+  CHECK_INT(sd_store_embedder_id(s, "builtin", "m", 256, "1", 0, &id1), 0);
+  CHECK_INT(sd_store_embedder_id(s, "builtin", "m", 256, "1", 5, &id2), 0);
+  CHECK_INT(sd_store_embedder_id(s, "builtin", "m", 128, "1", 5, &id3), 0);
+  CHECK_INT(id1, id2);
+  CHECK(id1 != id3);
+  CHECK_INT(sd_store_exec(s, "THIS IS NOT SQL"), SD_EDB);
+  sd_store_close(s);
+  /* reopening applies nothing twice and keeps the data */
+  CHECK_INT(sd_store_open(path, &s, msg, sizeof(msg)), 0);
+  CHECK_INT(user_version(s), sd_migrations_count);
+  CHECK_INT(sd_store_meta_get(s, "a", v, sizeof(v)), 0);
+  /* readers see committed data, and are read-only */
+  CHECK_INT(sd_store_readers_init(path), 0);
+  sd_store *r = sd_store_reader();
+  CHECK(r != NULL);
+  CHECK(sd_store_reader() == r);
+  sqlite3_stmt *st = sd_store_stmt(r, "SELECT value FROM meta WHERE key='a'");
+  CHECK(st && sqlite3_step(st) == SQLITE_ROW);
+  if (st) sqlite3_reset(st);
+  CHECK_INT(sd_store_exec(r, "INSERT INTO meta(key,value) VALUES('x','y')"),
+            SD_EDB);
+  sd_store_close_readers();
+  /* a database from a newer build is refused */
+  CHECK_INT(sd_store_exec(s, "PRAGMA user_version=999"), 0);
+  sd_store_close(s);
+  CHECK_INT(sd_store_open(path, &s, msg, sizeof(msg)), SD_EDB);
+  CHECK(strstr(msg, "newer") != NULL);
+  char cmd[300];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  CHECK_INT(system(cmd), 0);
+  return check_done("test_store");
+}
