@@ -1,19 +1,27 @@
 /*
  * cluster_kmeans.c -- batch k-means on dense float32 rows.
  *
- * Seeding is greedy k-means++ (Arthur & Vassilvitskii 2007; the variant of
- * scikit-learn): each new centre is the best, by resulting potential, of
- * 2 + ln k candidates drawn by D^2 sampling. Lloyd iterations follow; several
- * restarts keep the lowest inertia. Every point-to-centre score goes through
- * cblas_sgemm on blocks of rows, so scratch is bounded by KMEANS_SCRATCH bytes
- * (or one row of scores) whatever n is:
+ * Seeding is greedy k-means++ (Arthur & Vassilvitskii 2007, in the variant of
+ * scikit-learn): the first centre is a uniform row, each next one the best,
+ * by resulting potential, of 2 + ln k candidates drawn by D^2 sampling. It
+ * runs on a uniform sample of up to KMEANS_SEED_PER_K rows per cluster (all
+ * rows when n is small), stored transposed so the thin candidate sgemm runs
+ * fast; the Lloyd iterations that follow use every row. Several restarts
+ * keep the lowest inertia.
+ *
+ * Every point-to-centre score goes through cblas_sgemm on blocks of rows, so
+ * the score scratch stays near KMEANS_SCRATCH bytes whatever n is:
  *   Euclidean  ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2  (row norms once)
  *   spherical  1 - x.c                                   (unit rows)
- * The assignment pass also accumulates the per-cluster sums (in double) of the
- * next centroid update, so one Lloyd iteration reads x once. An empty cluster
- * is re-seeded with the point farthest from its centroid (lowest index on
- * ties). Randomness is a private xoshiro256** stream seeded by splitmix64:
- * same seed, same input and same BLAS give the same result.
+ * Cluster sums (double) and counts are kept up to date by moving only the
+ * rows whose label changed, so late iterations cost little beyond the sgemm.
+ * An empty cluster takes the row farthest from its centroid (lowest index on
+ * ties). Other memory: 12 bytes per row, and the seeding sample (at most
+ * KMEANS_SEED_BYTES, or k rows).
+ *
+ * Randomness is a private xoshiro256** stream seeded by splitmix64: the same
+ * seed, input and BLAS give the same result. No global state: calls on
+ * different data may run in parallel.
  */
 #include "segmentd/cluster_kmeans.h"
 
@@ -25,13 +33,14 @@
 
 #include "segmentd/err.h"
 
-#define KMEANS_SCRATCH (1u << 20) /* bytes of sgemm output per block */
+#define KMEANS_XBLOCK (1u << 19)  /* bytes of x per sgemm block (L2-sized) */
+#define KMEANS_SCRATCH (1u << 20) /* most bytes of sgemm output per block */
+#define KMEANS_MIN_ROWS 64        /* unless scores would pass KMEANS_SCRATCH */
 #define KMEANS_MAX_ROWS 4096      /* rows of x per sgemm call */
 #define KMEANS_MAX_DIM 65536      /* sanity cap on the row width */
 #define KMEANS_MAX_TRIALS 32      /* 2 + ln(INT_MAX) < 32 */
-#ifndef KMEANS_SEED_PER_K
-#define KMEANS_SEED_PER_K 256
-#endif
+#define KMEANS_SEED_PER_K 256     /* seeding sample: rows per cluster... */
+#define KMEANS_SEED_BYTES (64u << 20) /* ...within this many bytes */
 
 typedef struct {
   uint64_t s[4];
@@ -45,19 +54,19 @@ typedef struct {
   float *xnorm;    /* n: ||x_i||^2 */
   float *dist;     /* n: distance to own centroid (or closest seed) */
   int32_t *lab;    /* n: current labels */
-  size_t sn;       /* rows seeding looks at: min(n, KMEANS_SEED_ROWS(k)) */
-  const float *sx; /* sn x dim: x itself, or sbuf when sn < n */
-  const float *sxnorm; /* sn: norms of sx (xnorm, or snorm) */
-  float *sbuf;     /* sn x dim: the uniform sample of rows, when sn < n */
-  float *snorm;    /* sn: its norms */
-  float *cand;     /* trials x sn: min(dist, d(sx, candidate)) */
+  size_t sn;       /* rows seeding looks at (kmeans_seed_rows) */
+  size_t *sidx;    /* sn: which rows of x, increasing */
+  float *sxt;      /* dim x sn: those rows, transposed (faster thin sgemm) */
+  float *snorm;    /* sn: their norms */
+  float *cand;     /* trials x sn: min(dist, d(sample, candidate)) */
   double *cum;     /* sn: prefix sums of dist for D^2 sampling */
   float *scores;   /* rows x max(k, trials): sgemm output */
   float *cnorm;    /* max(k, trials): ||c||^2, or 0 when spherical */
   float *cent;     /* k x dim: current centroids */
   float *tcent;    /* trials x dim: seeding candidates */
-  double *sums;    /* k x dim: per-cluster sums for the next update */
-  size_t *counts;  /* k */
+  double *sums;    /* k x dim: sum of each cluster's rows, kept up to date */
+  size_t *counts;  /* k: rows per cluster, idem */
+  int32_t *blab;   /* rows: new labels of one block */
 } kmeans_ws;
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** (Blackman & Vigna) ---- */
@@ -110,11 +119,18 @@ static void *kmeans_alloc(size_t a, size_t b, size_t size) {
   return malloc(a * b * size);
 }
 
-/* Rows per sgemm block when each row yields m scores. */
-static int kmeans_block_rows(int m) {
-  size_t rows = KMEANS_SCRATCH / ((size_t)m * sizeof(float));
-  if (rows < 1) rows = 1;
-  return rows > KMEANS_MAX_ROWS ? KMEANS_MAX_ROWS : (int)rows;
+/*
+ * Rows of x per sgemm block when each row yields m scores: a cache-sized
+ * block of x (KMEANS_XBLOCK bytes, so the rows that moved are still warm when
+ * their sums are updated), scores within KMEANS_SCRATCH bytes.
+ */
+static int kmeans_block_rows(int m, int dim) {
+  size_t rx = KMEANS_XBLOCK / ((size_t)dim * sizeof(float));
+  size_t rs = KMEANS_SCRATCH / ((size_t)m * sizeof(float));
+  size_t rows = rx < KMEANS_MIN_ROWS ? KMEANS_MIN_ROWS : rx;
+  rows = rows < rs ? rows : rs;
+  rows = rows < KMEANS_MAX_ROWS ? rows : KMEANS_MAX_ROWS;
+  return rows < 1 ? 1 : (int)rows;
 }
 
 /* ---- shared kernels ---- */
@@ -168,20 +184,25 @@ static void kmeans_block_argmin(const float *scores, int rows, const float *cn,
   }
 }
 
-/* ---- seeding: greedy k-means++ on at most KMEANS_SEED_ROWS(k) rows ---- */
+/* ---- seeding: greedy k-means++ on a uniform sample of rows ---- */
 
 /*
  * Picks w->sn of the n rows uniformly without replacement (selection
- * sampling, Knuth's Algorithm S, so the sample keeps the row order) and
- * copies them, with their norms, into w->sbuf / w->snorm.
+ * sampling, Knuth's Algorithm S: one pass, increasing indices) and stores
+ * them transposed in w->sxt, 16 rows at a time, with their norms.
  */
 static void kmeans_sample_rows(kmeans_ws *w, kmeans_rng *rng) {
-  size_t dim = (size_t)w->dim, got = 0;
-  for (size_t i = 0; i < w->n && got < w->sn; i++) {
-    double need = (double)(w->sn - got), left = (double)(w->n - i);
-    if (kmeans_rng_unit(rng) * left >= need) continue;
-    memcpy(w->sbuf + got * dim, w->x + i * dim, dim * sizeof(float));
-    w->snorm[got++] = w->xnorm[i];
+  size_t dim = (size_t)w->dim, sn = w->sn, got = 0;
+  for (size_t i = 0; i < w->n && got < sn; i++) {
+    double need = (double)(sn - got), left = (double)(w->n - i);
+    if (kmeans_rng_unit(rng) * left < need) w->sidx[got++] = i;
+  }
+  for (size_t r0 = 0; r0 < sn; r0 += 16) {
+    size_t r1 = sn - r0 < 16 ? sn : r0 + 16;
+    for (size_t e = 0; e < dim; e++)
+      for (size_t r = r0; r < r1; r++)
+        w->sxt[e * sn + r] = w->x[w->sidx[r] * dim + e];
+    for (size_t r = r0; r < r1; r++) w->snorm[r] = w->xnorm[w->sidx[r]];
   }
 }
 
@@ -206,21 +227,23 @@ static size_t kmeans_draw(const kmeans_ws *w, kmeans_rng *rng) {
 }
 
 /*
- * For the m candidates in w->tcent: cand[t*sn + i] = min(dist_i, d(sx_i, t))
- * and pot[t] = the potential sum_i cand[t*sn + i] if t were chosen.
+ * For the m candidates in w->tcent and each sample row i:
+ * cand[t*sn + i] = min(dist_i, d(row i, candidate t)), and pot[t] = the
+ * potential sum_i cand[t*sn + i] if t were chosen.
  */
 static void kmeans_try(kmeans_ws *w, int m, double *pot) {
-  size_t sn = w->sn, dim = (size_t)w->dim;
+  size_t sn = w->sn;
   kmeans_center_norms(w->tcent, m, w->dim, w->spherical, w->cnorm);
   for (int t = 0; t < m; t++) pot[t] = 0.0;
   for (size_t i0 = 0; i0 < sn; i0 += (size_t)w->rows) {
     int b = sn - i0 < (size_t)w->rows ? (int)(sn - i0) : w->rows;
-    kmeans_block_scores(w->sx + i0 * dim, b, w->dim, w->tcent, m,
-                        w->spherical, w->scores);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, b, w->dim,
+                w->spherical ? -1.0f : -2.0f, w->tcent, w->dim, w->sxt + i0,
+                (int)sn, 0.0f, w->scores, b);
     for (int t = 0; t < m; t++) {
       float *out = w->cand + (size_t)t * sn + i0, ct = w->cnorm[t];
       const float *s = w->scores + (size_t)t * (size_t)b;
-      const float *xn = w->sxnorm + i0, *d0 = w->dist + i0;
+      const float *xn = w->snorm + i0, *d0 = w->dist + i0;
       double acc = 0.0;
       for (int r = 0; r < b; r++) {
         float d = (w->spherical ? 1.0f : xn[r]) + ct + s[r];
@@ -240,7 +263,7 @@ static void kmeans_try(kmeans_ws *w, int m, double *pot) {
 static void kmeans_seed(kmeans_ws *w, kmeans_rng *rng) {
   size_t sn = w->sn, dim = (size_t)w->dim, ids[KMEANS_MAX_TRIALS];
   double pot[KMEANS_MAX_TRIALS];
-  if (w->sbuf) kmeans_sample_rows(w, rng);
+  kmeans_sample_rows(w, rng);
   for (size_t i = 0; i < sn; i++) w->dist[i] = INFINITY;
   ids[0] = kmeans_rng_below(rng, sn);
   for (int c = 0; c < w->k; c++) {
@@ -251,7 +274,7 @@ static void kmeans_seed(kmeans_ws *w, kmeans_rng *rng) {
       for (int t = 0; t < m; t++) ids[t] = kmeans_draw(w, rng);
     }
     for (int t = 0; t < m; t++)
-      memcpy(w->tcent + (size_t)t * dim, w->sx + ids[t] * dim,
+      memcpy(w->tcent + (size_t)t * dim, w->x + w->sidx[ids[t]] * dim,
              dim * sizeof(float));
     kmeans_try(w, m, pot);
     for (int t = 1; t < m; t++)
@@ -265,32 +288,65 @@ static void kmeans_seed(kmeans_ws *w, kmeans_rng *rng) {
 
 /* ---- Lloyd ---- */
 
+/* sums[j] += sign * x_i, counts[j] += sign. */
+static void kmeans_move(kmeans_ws *w, size_t i, int32_t j, int sign) {
+  size_t dim = (size_t)w->dim;
+  double *restrict s = w->sums + (size_t)j * dim;
+  const float *restrict xi = w->x + i * dim;
+  if (sign > 0) {
+    for (size_t e = 0; e < dim; e++) s[e] += xi[e];
+    w->counts[j]++;
+  } else {
+    for (size_t e = 0; e < dim; e++) s[e] -= xi[e];
+    w->counts[j]--;
+  }
+}
+
 /*
- * Labels each point with its nearest centroid, records its distance, adds it
- * to its cluster's sum for the next update, and returns the inertia.
+ * Finishes the rows [i0, i0 + b) once w->blab holds their nearest centres
+ * and w->dist their scores: distances, and the cluster sums and counts
+ * updated for the rows whose label changed only (all rows when `fresh`), so
+ * later iterations, where few rows move, barely touch x. Returns the block's
+ * inertia; adds the number of moved rows to *moved.
  */
-static double kmeans_estep(kmeans_ws *w) {
+static double kmeans_block_finish(kmeans_ws *w, size_t i0, int b, int fresh,
+                                  size_t *moved) {
+  double inertia = 0.0;
+  for (int r = 0; r < b; r++) {
+    size_t i = i0 + (size_t)r;
+    int32_t j = w->blab[r];
+    float d = (w->spherical ? 1.0f : w->xnorm[i]) + w->dist[i];
+    w->dist[i] = d > 0.0f ? d : 0.0f;
+    inertia += w->dist[i];
+    if (!fresh && w->lab[i] == j) continue;
+    if (!fresh) kmeans_move(w, i, w->lab[i], -1);
+    kmeans_move(w, i, j, +1);
+    w->lab[i] = j;
+    (*moved)++;
+  }
+  return inertia;
+}
+
+/*
+ * Labels each point with its nearest centroid, records its distance, keeps
+ * the cluster sums in step (rebuilt from zero when `fresh`), and returns the
+ * inertia; *moved is the number of labels that changed.
+ */
+static double kmeans_estep(kmeans_ws *w, int fresh, size_t *moved) {
   size_t n = w->n, dim = (size_t)w->dim;
   double inertia = 0.0;
+  *moved = 0;
   kmeans_center_norms(w->cent, w->k, w->dim, w->spherical, w->cnorm);
-  memset(w->sums, 0, (size_t)w->k * dim * sizeof(double));
-  memset(w->counts, 0, (size_t)w->k * sizeof(size_t));
+  if (fresh) {
+    memset(w->sums, 0, (size_t)w->k * dim * sizeof(double));
+    memset(w->counts, 0, (size_t)w->k * sizeof(size_t));
+  }
   for (size_t i0 = 0; i0 < n; i0 += (size_t)w->rows) {
     int b = n - i0 < (size_t)w->rows ? (int)(n - i0) : w->rows;
     kmeans_block_scores(w->x + i0 * dim, b, w->dim, w->cent, w->k,
                         w->spherical, w->scores);
-    kmeans_block_argmin(w->scores, b, w->cnorm, w->k, w->lab + i0,
-                        w->dist + i0);
-    for (size_t i = i0; i < i0 + (size_t)b; i++) {
-      int32_t j = w->lab[i];
-      float d = (w->spherical ? 1.0f : w->xnorm[i]) + w->dist[i];
-      const float *xi = w->x + i * dim;
-      double *s = w->sums + (size_t)j * dim;
-      w->dist[i] = d > 0.0f ? d : 0.0f;
-      inertia += w->dist[i];
-      w->counts[j]++;
-      for (size_t e = 0; e < dim; e++) s[e] += xi[e];
-    }
+    kmeans_block_argmin(w->scores, b, w->cnorm, w->k, w->blab, w->dist + i0);
+    inertia += kmeans_block_finish(w, i0, b, fresh, moved);
   }
   return inertia;
 }
@@ -300,8 +356,7 @@ static double kmeans_estep(kmeans_ws *w) {
  * clusters of two or more (one exists while a cluster is empty, as k <= n).
  */
 static void kmeans_fix_empty(kmeans_ws *w) {
-  size_t dim = (size_t)w->dim;
-  for (int j = 0; j < w->k; j++) {
+  for (int32_t j = 0; j < w->k; j++) {
     size_t far = 0;
     float fd = -1.0f;
     if (w->counts[j] > 0) continue;
@@ -310,15 +365,10 @@ static void kmeans_fix_empty(kmeans_ws *w) {
         fd = w->dist[i];
         far = i;
       }
-    const float *xf = w->x + far * dim;
-    double *from = w->sums + (size_t)w->lab[far] * dim;
-    double *to = w->sums + (size_t)j * dim;
-    for (size_t e = 0; e < dim; e++) {
-      from[e] -= xf[e];
-      to[e] = xf[e];
-    }
-    w->counts[w->lab[far]]--;
-    w->counts[j] = 1;
+    kmeans_move(w, far, w->lab[far], -1);
+    memset(w->sums + (size_t)j * (size_t)w->dim, 0,
+           (size_t)w->dim * sizeof(double)); /* drop rounding residue */
+    kmeans_move(w, far, j, +1);
     w->lab[far] = j;
     w->dist[far] = 0.0f;
   }
@@ -344,20 +394,22 @@ static void kmeans_mstep(kmeans_ws *w) {
 
 /*
  * One restart: seeds, then max_iter (update, assign) rounds, stopping early
- * only when tol > 0 and the inertia fell by less than tol relatively. Ends
- * with labels and inertia consistent with w->cent.
+ * only when tol > 0 and either no label changed or the inertia fell by less
+ * than tol relatively. Ends with labels and inertia consistent with w->cent.
  */
 static double kmeans_run(kmeans_ws *w, const sd_kmeans_opts *o,
                          kmeans_rng *rng, int *iters) {
   int it = 0;
+  size_t moved;
   kmeans_seed(w, rng);
-  double cur = kmeans_estep(w);
+  double cur = kmeans_estep(w, 1, &moved);
   while (it < o->max_iter) {
     double prev = cur;
     kmeans_mstep(w);
-    cur = kmeans_estep(w);
+    cur = kmeans_estep(w, 0, &moved);
     it++;
-    if (o->tol > 0.0f && prev - cur <= (double)o->tol * prev) break;
+    if (o->tol > 0.0f && (moved == 0 || prev - cur <= (double)o->tol * prev))
+      break;
   }
   *iters = it;
   return cur;
@@ -369,7 +421,8 @@ static void kmeans_ws_free(kmeans_ws *w) {
   free(w->xnorm);
   free(w->dist);
   free(w->lab);
-  free(w->sbuf);
+  free(w->sidx);
+  free(w->sxt);
   free(w->snorm);
   free(w->cand);
   free(w->cum);
@@ -379,7 +432,21 @@ static void kmeans_ws_free(kmeans_ws *w) {
   free(w->tcent);
   free(w->sums);
   free(w->counts);
+  free(w->blab);
   memset(w, 0, sizeof *w);
+}
+
+/*
+ * Rows the seeding looks at: KMEANS_SEED_PER_K per cluster (as faiss
+ * subsamples its training set), at most KMEANS_SEED_BYTES of them, never
+ * fewer than k nor more than n.
+ */
+static size_t kmeans_seed_rows(size_t n, int k, int dim) {
+  size_t want = (size_t)k * KMEANS_SEED_PER_K; /* k <= INT_MAX: no overflow */
+  size_t cap = KMEANS_SEED_BYTES / ((size_t)dim * sizeof(float));
+  want = want < cap ? want : cap;
+  want = want > (size_t)k ? want : (size_t)k;
+  return want < n ? want : n;
 }
 
 static int kmeans_ws_fail(kmeans_ws *w) {
@@ -397,20 +464,14 @@ static int kmeans_ws_init(kmeans_ws *w, const float *x, size_t n, int dim,
   w->spherical = o->spherical ? 1 : 0;
   w->trials = 2 + (int)log((double)o->k);
   int m = w->k > w->trials ? w->k : w->trials;
-  w->rows = kmeans_block_rows(m);
+  w->rows = kmeans_block_rows(m, dim);
   w->xnorm = kmeans_alloc(n, 1, sizeof(float));
   w->dist = kmeans_alloc(n, 1, sizeof(float));
   w->lab = kmeans_alloc(n, 1, sizeof(int32_t));
-  w->sn = n;
-  if ((size_t)w->k < SIZE_MAX / KMEANS_SEED_PER_K &&
-      n > (size_t)w->k * KMEANS_SEED_PER_K) {
-    w->sn = (size_t)w->k * KMEANS_SEED_PER_K;
-    w->sbuf = kmeans_alloc(w->sn, (size_t)dim, sizeof(float));
-    w->snorm = kmeans_alloc(w->sn, 1, sizeof(float));
-    if (!w->sbuf || !w->snorm) return kmeans_ws_fail(w);
-  }
-  w->sx = w->sbuf ? w->sbuf : x;
-  w->sxnorm = w->sbuf ? w->snorm : w->xnorm;
+  w->sn = kmeans_seed_rows(n, w->k, dim);
+  w->sidx = kmeans_alloc(w->sn, 1, sizeof(size_t));
+  w->sxt = kmeans_alloc(w->sn, (size_t)dim, sizeof(float));
+  w->snorm = kmeans_alloc(w->sn, 1, sizeof(float));
   w->cand = kmeans_alloc(w->sn, (size_t)w->trials, sizeof(float));
   w->cum = kmeans_alloc(w->sn, 1, sizeof(double));
   w->scores = kmeans_alloc((size_t)w->rows, (size_t)m, sizeof(float));
@@ -419,8 +480,11 @@ static int kmeans_ws_init(kmeans_ws *w, const float *x, size_t n, int dim,
   w->tcent = kmeans_alloc((size_t)w->trials, (size_t)dim, sizeof(float));
   w->sums = kmeans_alloc((size_t)w->k, (size_t)dim, sizeof(double));
   w->counts = kmeans_alloc((size_t)w->k, 1, sizeof(size_t));
-  if (!w->xnorm || !w->dist || !w->lab || !w->cand || !w->cum || !w->scores ||
-      !w->cnorm || !w->cent || !w->tcent || !w->sums || !w->counts)
+  w->blab = kmeans_alloc((size_t)w->rows, 1, sizeof(int32_t));
+  if (!w->xnorm || !w->dist || !w->lab || !w->sidx || !w->sxt || !w->snorm ||
+      !w->cand || !w->cum || !w->scores ||
+      !w->cnorm || !w->cent || !w->tcent || !w->sums || !w->counts ||
+      !w->blab)
     return kmeans_ws_fail(w);
   return 0;
 }
@@ -573,7 +637,7 @@ int sd_kmeans_assign(const float *x, size_t n, const float *c, int k, int dim,
   if (!x || !c || !best || !best_sim || k < 1 || dim < 1 ||
       dim > KMEANS_MAX_DIM || n > SIZE_MAX / sizeof(float) / (size_t)dim)
     return SD_EINVAL;
-  int rows = kmeans_block_rows(k), rc = 0;
+  int rows = kmeans_block_rows(k, dim), rc = 0;
   float *cn = kmeans_alloc((size_t)k, 1, sizeof(float));
   float *scores = kmeans_alloc((size_t)rows, (size_t)k, sizeof(float));
   float *v2 = kmeans_alloc((size_t)rows, 1, sizeof(float));

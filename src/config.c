@@ -192,7 +192,12 @@ json_t *sd_config_json(const sd_config *c) {
     } else {
       v = json_real(*(const double *)p);
     }
-    json_object_set_new(o, r->flag, v);
+    char key[64];
+    size_t i;
+    for (i = 0; r->flag[i] && i + 1 < sizeof(key); i++)
+      key[i] = r->flag[i] == '-' ? '_' : r->flag[i]; /* snake_case */
+    key[i] = 0;
+    json_object_set_new(o, key, v);
   }
   return o;
 }

@@ -275,8 +275,7 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->d) {
     snprintf(msg, msglen, "cannot listen on %s", cfg->listen);
