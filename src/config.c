@@ -193,10 +193,10 @@ json_t *sd_config_json(const sd_config *c) {
       v = json_real(*(const double *)p);
     }
     char key[64];
-    size_t i;
-    for (i = 0; r->flag[i] && i + 1 < sizeof(key); i++)
-      key[i] = r->flag[i] == '-' ? '_' : r->flag[i]; /* snake_case */
-    key[i] = 0;
+    size_t j;
+    for (j = 0; r->flag[j] && j + 1 < sizeof(key); j++)
+      key[j] = r->flag[j] == '-' ? '_' : r->flag[j]; /* snake_case */
+    key[j] = 0;
     json_object_set_new(o, key, v);
   }
   return o;
