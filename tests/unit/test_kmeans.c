@@ -204,6 +204,47 @@ static void test_deterministic(void) {
   free(truth);
 }
 
+/*
+ * Lloyd's update step: with the same seed, the centroids after t + 1
+ * iterations are the means of the clusters labelled after t iterations.
+ */
+static void test_update_is_mean(void) {
+  size_t n = 800;
+  int dim = 6, k = 10;
+  int32_t *truth = malloc(n * sizeof(int32_t));
+  float *x = make_blobs(n, dim, 15, 2.0, 1.0, 0, truth);
+  double *mean = malloc((size_t)k * dim * sizeof(double));
+  size_t cnt[10];
+  for (int t = 0; t < 4; t++) {
+    sd_kmeans_opts o = sd_kmeans_defaults(k);
+    sd_kmeans_result a, b;
+    o.restarts = 1, o.tol = 0.0f, o.seed = 5, o.max_iter = t;
+    CHECK_INT(sd_kmeans_fit(x, n, dim, &o, &a), 0);
+    o.max_iter = t + 1;
+    CHECK_INT(sd_kmeans_fit(x, n, dim, &o, &b), 0);
+    memset(mean, 0, (size_t)k * dim * sizeof(double));
+    memset(cnt, 0, sizeof cnt);
+    for (size_t i = 0; i < n; i++) {
+      cnt[a.assign[i]]++;
+      for (int e = 0; e < dim; e++)
+        mean[a.assign[i] * dim + e] += x[i * dim + e];
+    }
+    double err = 0.0;
+    for (int j = 0; j < k; j++)
+      for (int e = 0; e < dim && cnt[j] > 0; e++)
+        err = fmax(err, fabs(mean[j * dim + e] / (double)cnt[j] -
+                             b.centroids[j * dim + e]));
+    for (int j = 0; j < k; j++) CHECK(cnt[j] > 0);
+    CHECK(err < 1e-4);
+    CHECK(b.inertia <= a.inertia * (1.0 + 1e-6)); /* Lloyd never goes up */
+    sd_kmeans_result_free(&a);
+    sd_kmeans_result_free(&b);
+  }
+  free(mean);
+  free(x);
+  free(truth);
+}
+
 static void test_k_equals_n(void) {
   size_t n = 40;
   int dim = 5, k = 40, seen[40] = {0};
@@ -394,6 +435,38 @@ static void test_seeds_only(void) {
 }
 
 /*
+ * n > 256 rows per cluster: seeding runs on a sample of the rows, Lloyd on
+ * all of them; the planted partition is still found, seeds are data rows.
+ */
+static void test_sampled_seeding(void) {
+  size_t n = 3000;
+  int dim = 8, k = 4;
+  int32_t *truth = malloc(n * sizeof(int32_t));
+  float *x = make_blobs(n, dim, k, 6.0, 1.0, 0, truth);
+  sd_kmeans_opts o = sd_kmeans_defaults(k);
+  sd_kmeans_result r;
+  o.seed = 11;
+  CHECK_INT(sd_kmeans_fit(x, n, dim, &o, &r), 0);
+  CHECK(same_partition(r.assign, truth, n, k));
+  CHECK(labels_nearest(x, n, dim, &r, 0));
+  double bf = brute_inertia(x, n, dim, &r, 0);
+  CHECK_NEAR(r.inertia, bf, 1e-4 * bf);
+  sd_kmeans_result_free(&r);
+  o.max_iter = 0;
+  CHECK_INT(sd_kmeans_fit(x, n, dim, &o, &r), 0);
+  for (int j = 0; j < k; j++) {
+    int hit = 0;
+    for (size_t i = 0; i < n && !hit; i++)
+      hit = memcmp(x + i * dim, r.centroids + j * dim,
+                   (size_t)dim * sizeof(float)) == 0;
+    CHECK(hit);
+  }
+  sd_kmeans_result_free(&r);
+  free(x);
+  free(truth);
+}
+
+/*
  * Seeding quality: on 40 overlapping blobs the greedy k-means++ seeds alone
  * (no Lloyd) average below 8 per point; a single trial per centre (plain
  * k-means++) gives about 9.4 and keeping the worst trial about 17.
@@ -424,6 +497,7 @@ int main(void) {
   test_blobs_euclidean();
   test_blobs_spherical();
   test_deterministic();
+  test_update_is_mean();
   test_k_equals_n();
   test_k_one();
   test_duplicates();
@@ -431,6 +505,7 @@ int main(void) {
   check_assign(0);
   check_assign(1);
   test_seeds_only();
+  test_sampled_seeding();
   test_seeding_quality();
   return check_done("test_kmeans");
 }
