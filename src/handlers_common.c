@@ -12,7 +12,8 @@
 json_t *h_body_object(sd_req *req, sd_reply *rep) {
   json_error_t jerr;
   char msg[256];
-  json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *v = json_loadb(req->body, req->body_len,
+                         JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!v) {
     snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s",
              jerr.line, jerr.column, jerr.text);

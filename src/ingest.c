@@ -207,7 +207,8 @@ int sd_batch_parse(sd_batch_kind kind, const char *body, size_t len,
   memset(out, 0, sizeof(*out));
   *details = NULL;
   out->kind = kind;
-  out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  out->root =
+      json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!out->root) {
     snprintf(msg, msglen, "malformed JSON at line %d column %d: %s",
              jerr.line, jerr.column, jerr.text);

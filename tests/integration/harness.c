@@ -42,20 +42,24 @@ void sleep_ms(long ms) {
 }
 
 void srv_dump_log(const sd_server *srv) {
-  if (!srv) return;
+  if (!srv)
+    return;
   FILE *f = fopen(srv->log, "rb");
   if (!f) {
     fprintf(stderr, "harness: cannot open %s: %s\n", srv->log, strerror(errno));
     return;
   }
   long size = 0;
-  if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+  if (fseek(f, 0, SEEK_END) == 0)
+    size = ftell(f);
   long from = size > SRV_LOG_TAIL ? size - SRV_LOG_TAIL : 0;
-  if (fseek(f, from, SEEK_SET) != 0) from = 0;
+  if (fseek(f, from, SEEK_SET) != 0)
+    from = 0;
   fprintf(stderr, "---- tail of %s ----\n", srv->log);
   char buf[1024];
   size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stderr);
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    fwrite(buf, 1, n, stderr);
   fprintf(stderr, "\n---- end of server log ----\n");
   fclose(f);
 }
@@ -64,9 +68,12 @@ void srv_dump_log(const sd_server *srv) {
 static int srv_reaped(sd_server *srv, int *status) {
   int st = 0;
   pid_t r = waitpid(srv->pid, &st, WNOHANG);
-  if (r == 0) return 0;
-  if (r < 0 && errno == EINTR) return 0;
-  if (status) *status = st;
+  if (r == 0)
+    return 0;
+  if (r < 0 && errno == EINTR)
+    return 0;
+  if (status)
+    *status = st;
   srv->pid = 0;
   return 1;
 }
@@ -94,14 +101,16 @@ static void srv_exec_child(const sd_server *srv) {
 /* Appends a marker line to the log so restarts are told apart. */
 static void srv_log_marker(const sd_server *srv, const char *what) {
   FILE *f = fopen(srv->log, "a");
-  if (!f) return;
+  if (!f)
+    return;
   fprintf(f, "==== harness: %s ====\n", what);
   fclose(f);
 }
 
 static int srv_spawn(sd_server *srv) {
   if (unlink(srv->port_file) != 0 && errno != ENOENT) {
-    fprintf(stderr, "harness: unlink %s: %s\n", srv->port_file, strerror(errno));
+    fprintf(stderr, "harness: unlink %s: %s\n", srv->port_file,
+            strerror(errno));
     return -1;
   }
   srv_log_marker(srv, "start");
@@ -111,7 +120,8 @@ static int srv_spawn(sd_server *srv) {
     fprintf(stderr, "harness: fork: %s\n", strerror(errno));
     return -1;
   }
-  if (pid == 0) srv_exec_child(srv);
+  if (pid == 0)
+    srv_exec_child(srv);
   srv->pid = pid;
   srv->port = 0;
   return 0;
@@ -120,9 +130,11 @@ static int srv_spawn(sd_server *srv) {
 /* Reads a valid port from the port file; 0 when not there (yet). */
 static int srv_read_port(const sd_server *srv) {
   FILE *f = fopen(srv->port_file, "r");
-  if (!f) return 0;
+  if (!f)
+    return 0;
   int port = 0;
-  if (fscanf(f, "%d", &port) != 1 || port <= 0 || port > 65535) port = 0;
+  if (fscanf(f, "%d", &port) != 1 || port <= 0 || port > 65535)
+    port = 0;
   fclose(f);
   return port;
 }
@@ -131,11 +143,13 @@ static int srv_wait_port(sd_server *srv, double deadline) {
   while (now_s() < deadline) {
     int status = 0;
     if (srv_reaped(srv, &status)) {
-      fprintf(stderr, "harness: server exited early (wait status %d)\n", status);
+      fprintf(stderr, "harness: server exited early (wait status %d)\n",
+              status);
       return -1;
     }
     srv->port = srv_read_port(srv);
-    if (srv->port > 0) return 0;
+    if (srv->port > 0)
+      return 0;
     sleep_ms(20);
   }
   fprintf(stderr, "harness: no port file %s in time\n", srv->port_file);
@@ -152,7 +166,8 @@ static int srv_wait_ready(sd_server *srv, double deadline) {
     http_resp r = http_req(srv, "GET", "/readyz", NULL, NULL, 0);
     last = r.status;
     http_resp_free(&r);
-    if (last == 200) return 0;
+    if (last == 200)
+      return 0;
     sleep_ms(50);
   }
   fprintf(stderr, "harness: /readyz not 200 in time (last %ld)\n", last);
@@ -162,7 +177,8 @@ static int srv_wait_ready(sd_server *srv, double deadline) {
 /* Spawns and waits until ready; on failure kills and dumps the log. */
 static int srv_launch(sd_server *srv) {
   double deadline = now_s() + SRV_START_TIMEOUT_S;
-  if (srv_spawn(srv) != 0) return -1;
+  if (srv_spawn(srv) != 0)
+    return -1;
   if (srv_wait_port(srv, deadline) == 0 && srv_wait_ready(srv, deadline) == 0)
     return 0;
   srv_kill9(srv);
@@ -173,7 +189,8 @@ static int srv_launch(sd_server *srv) {
 static char *xstrdup(const char *s) {
   size_t n = strlen(s) + 1;
   char *p = malloc(n);
-  if (p) memcpy(p, s, n);
+  if (p)
+    memcpy(p, s, n);
   return p;
 }
 
@@ -181,16 +198,19 @@ static char *xstrdup(const char *s) {
 static int srv_build_argv(sd_server *srv, const char *bin,
                           const char *const *extra) {
   size_t n_extra = 0;
-  while (extra && extra[n_extra]) n_extra++;
-  const char *base[] = {bin, "serve", "--listen", "127.0.0.1:0", "--db",
-                        srv->db, "--port-file", srv->port_file};
+  while (extra && extra[n_extra])
+    n_extra++;
+  const char *base[] = {bin,    "serve", "--listen",    "127.0.0.1:0",
+                        "--db", srv->db, "--port-file", srv->port_file};
   size_t n_base = sizeof base / sizeof base[0];
   srv->argv = calloc(n_base + n_extra + 1, sizeof *srv->argv);
-  if (!srv->argv) return -1;
+  if (!srv->argv)
+    return -1;
   for (size_t i = 0; i < n_base + n_extra; i++) {
     const char *s = i < n_base ? base[i] : extra[i - n_base];
     srv->argv[i] = xstrdup(s);
-    if (!srv->argv[i]) return -1;
+    if (!srv->argv[i])
+      return -1;
   }
   return 0;
 }
@@ -198,9 +218,11 @@ static int srv_build_argv(sd_server *srv, const char *bin,
 /* Makes the temporary directory and the paths inside it. */
 static int srv_make_dir(sd_server *srv) {
   const char *tmp = getenv("TMPDIR");
-  if (!tmp || !*tmp) tmp = "/tmp";
+  if (!tmp || !*tmp)
+    tmp = "/tmp";
   int n = snprintf(srv->dir, sizeof srv->dir, "%s/sd-it-XXXXXX", tmp);
-  if (n < 0 || (size_t)n >= sizeof srv->dir) return -1;
+  if (n < 0 || (size_t)n >= sizeof srv->dir)
+    return -1;
   if (!mkdtemp(srv->dir)) {
     fprintf(stderr, "harness: mkdtemp %s: %s\n", srv->dir, strerror(errno));
     srv->dir[0] = '\0';
@@ -220,7 +242,8 @@ sd_server *srv_start(const char *const *extra_args) {
     return NULL;
   }
   sd_server *srv = calloc(1, sizeof *srv);
-  if (!srv) return NULL;
+  if (!srv)
+    return NULL;
   if (srv_make_dir(srv) != 0 || srv_build_argv(srv, bin, extra_args) != 0 ||
       srv_launch(srv) != 0) {
     srv_free(srv);
@@ -230,7 +253,8 @@ sd_server *srv_start(const char *const *extra_args) {
 }
 
 int srv_restart(sd_server *srv) {
-  if (!srv) return -1;
+  if (!srv)
+    return -1;
   if (srv->pid > 0) {
     fprintf(stderr, "harness: srv_restart on a running server\n");
     return -1;
@@ -239,7 +263,8 @@ int srv_restart(sd_server *srv) {
 }
 
 void srv_kill9(sd_server *srv) {
-  if (!srv || srv->pid <= 0) return;
+  if (!srv || srv->pid <= 0)
+    return;
   if (kill(srv->pid, SIGKILL) != 0 && errno != ESRCH)
     fprintf(stderr, "harness: kill: %s\n", strerror(errno));
   int st;
@@ -249,7 +274,8 @@ void srv_kill9(sd_server *srv) {
 }
 
 int srv_stop(sd_server *srv) {
-  if (!srv || srv->pid <= 0) return -1;
+  if (!srv || srv->pid <= 0)
+    return -1;
   if (kill(srv->pid, SIGTERM) != 0) {
     fprintf(stderr, "harness: kill(SIGTERM): %s\n", strerror(errno));
     return -1;
@@ -285,7 +311,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag,
 
 /* rm -rf of our own temporary directory only (name made by mkdtemp). */
 static void srv_remove_dir(const sd_server *srv) {
-  if (!srv->dir[0] || !strstr(srv->dir, "/sd-it-")) return;
+  if (!srv->dir[0] || !strstr(srv->dir, "/sd-it-"))
+    return;
   if (getenv("SD_KEEP_TMP")) {
     fprintf(stderr, "harness: keeping %s\n", srv->dir);
     return;
@@ -295,10 +322,12 @@ static void srv_remove_dir(const sd_server *srv) {
 }
 
 void srv_free(sd_server *srv) {
-  if (!srv) return;
+  if (!srv)
+    return;
   srv_kill9(srv);
   srv_remove_dir(srv);
-  for (size_t i = 0; srv->argv && srv->argv[i]; i++) free(srv->argv[i]);
+  for (size_t i = 0; srv->argv && srv->argv[i]; i++)
+    free(srv->argv[i]);
   free(srv->argv);
   free(srv);
 }

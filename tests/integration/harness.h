@@ -141,8 +141,13 @@ json_t *get_space(sd_server *srv, const char *space);
 /* The "points" of space in GET /v1/spaces, or -1. */
 long long space_points(sd_server *srv, const char *space);
 
+/* 1 when a "model_version" value names a model: an integer >= 1 or a
+ * non-empty string (0 or null mean "no model yet", api/openapi.yaml). */
+int model_present(const json_t *model_version);
+
 /* Polls GET /v1/spaces/<space>/clusters until it is 200 with a non-empty
- * "clusters" array and a non-null model_version; 0 then, -1 on timeout. */
+ * "clusters" array and model_present(model_version); 0 then, -1 on
+ * timeout. */
 int wait_model(sd_server *srv, const char *space, double timeout_s);
 
 /* GET /v1/spaces/<space>/assignments as a JSON array with one element per

@@ -32,13 +32,16 @@ static void http_global_init(void) {
 /* The calling thread's handle, created on first use; NULL on failure. */
 static CURL *http_handle(void) {
   pthread_once(&g_curl_once, http_global_init);
-  if (g_curl_init_rc != 0) return NULL;
-  if (!tl_curl) tl_curl = curl_easy_init();
+  if (g_curl_init_rc != 0)
+    return NULL;
+  if (!tl_curl)
+    tl_curl = curl_easy_init();
   return tl_curl;
 }
 
 void http_thread_done(void) {
-  if (tl_curl) curl_easy_cleanup(tl_curl);
+  if (tl_curl)
+    curl_easy_cleanup(tl_curl);
   tl_curl = NULL;
 }
 
@@ -52,10 +55,13 @@ static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) cap *= 2;
-    if (cap > HTTP_MAX_BODY) return 0; /* aborts the transfer */
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    if (cap > HTTP_MAX_BODY)
+      return 0; /* aborts the transfer */
     char *p = realloc(b->p, cap);
-    if (!p) return 0;
+    if (!p)
+      return 0;
     b->p = p;
     b->cap = cap;
   }
@@ -70,9 +76,11 @@ static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
 static void http_copy_header(const char *line, size_t n, const char *name,
                              char *dst, size_t cap) {
   size_t k = strlen(name);
-  if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':') return;
+  if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
+    return;
   const char *v = line + k + 1, *end = line + n;
-  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
   while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
     end--;
   size_t used = strlen(dst);
@@ -81,7 +89,8 @@ static void http_copy_header(const char *line, size_t n, const char *name,
     used += 2;
   }
   size_t m = (size_t)(end - v);
-  if (m > cap - 1 - used) m = cap - 1 - used;
+  if (m > cap - 1 - used)
+    m = cap - 1 - used;
   memcpy(dst + used, v, m);
   dst[used + m] = '\0';
 }
@@ -107,7 +116,8 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
 static struct curl_slist *http_headers(const char *content_type, int has_body) {
   char line[256];
   struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-  if (!h) return NULL;
+  if (!h)
+    return NULL;
   if (content_type)
     snprintf(line, sizeof line, "Content-Type: %s", content_type);
   else
@@ -142,8 +152,8 @@ static void http_set_method(CURL *h, const char *method, const char *body,
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 }
 
-static void http_set_common(CURL *h, const char *url, http_buf *b,
-                            http_resp *r, struct curl_slist *hdrs) {
+static void http_set_common(CURL *h, const char *url, http_buf *b, http_resp *r,
+                            struct curl_slist *hdrs) {
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
@@ -184,12 +194,14 @@ http_resp http_req(sd_server *srv, const char *method, const char *path,
   curl_slist_free_all(hdrs);
   r.body = b.p ? b.p : calloc(1, 1);
   r.len = b.p ? b.len : 0;
-  if (!r.body) abort(); /* out of memory in a test: nothing sane to do */
+  if (!r.body)
+    abort(); /* out of memory in a test: nothing sane to do */
   return r;
 }
 
 void http_resp_free(http_resp *r) {
-  if (!r) return;
+  if (!r)
+    return;
   free(r->body);
   r->body = NULL;
   r->len = 0;
@@ -199,7 +211,8 @@ json_t *http_json(sd_server *srv, const char *method, const char *path,
                   const char *body, long *status) {
   http_resp r = http_req(srv, method, path, body ? "application/json" : NULL,
                          body, body ? strlen(body) : 0);
-  if (status) *status = r.status;
+  if (status)
+    *status = r.status;
   json_error_t err;
   json_t *j = json_loadb(r.body, r.len, JSON_DECODE_ANY, &err);
   if (!j) {
@@ -216,7 +229,8 @@ json_t *http_json_obj(sd_server *srv, const char *method, const char *path,
   if (body) {
     text = json_dumps(body, JSON_COMPACT);
     if (!text) {
-      if (status) *status = 0;
+      if (status)
+        *status = 0;
       return NULL;
     }
   }
@@ -257,7 +271,8 @@ int check_error_body(const json_t *body, const char *code) {
     return 0;
   }
   for (size_t i = 0; i < json_array_size(d); i++)
-    if (!check_detail(json_array_get(d, i), i)) return 0;
+    if (!check_detail(json_array_get(d, i), i))
+      return 0;
   return 1;
 }
 
@@ -267,10 +282,11 @@ int error_has_detail(const json_t *body, long long index, const char *field) {
     const json_t *x = json_array_get(d, i);
     const json_t *idx = json_object_get(x, "index");
     const char *f = json_string_value(json_object_get(x, "field"));
-    if (index >= 0 && (!json_is_integer(idx) ||
-                       json_integer_value(idx) != (json_int_t)index))
+    if (index >= 0 &&
+        (!json_is_integer(idx) || json_integer_value(idx) != (json_int_t)index))
       continue;
-    if (field && (!f || strcmp(f, field) != 0)) continue;
+    if (field && (!f || strcmp(f, field) != 0))
+      continue;
     return 1;
   }
   return 0;
@@ -281,7 +297,8 @@ json_t *json_path(const json_t *obj, const char *path) {
   const json_t *cur = obj;
   while (cur && *path) {
     size_t n = strcspn(path, ".");
-    if (n >= sizeof key) return NULL;
+    if (n >= sizeof key)
+      return NULL;
     memcpy(key, path, n);
     key[n] = '\0';
     cur = json_object_get(cur, key);

@@ -28,8 +28,10 @@ long ingest(sd_server *srv, const char *kind, const json_t *items,
     a = json_path_int(resp, "accepted", -1);
     d = json_path_int(resp, "duplicates", -1);
   }
-  if (accepted) *accepted = a;
-  if (duplicates) *duplicates = d;
+  if (accepted)
+    *accepted = a;
+  if (duplicates)
+    *duplicates = d;
   json_decref(resp);
   return status;
 }
@@ -38,12 +40,14 @@ long long user_count(const json_t *user, const char *kind) {
   char key[64], singular[32];
   snprintf(singular, sizeof singular, "%s", kind);
   size_t n = strlen(singular);
-  if (n > 1 && singular[n - 1] == 's') singular[n - 1] = '\0';
+  if (n > 1 && singular[n - 1] == 's')
+    singular[n - 1] = '\0';
   const char *fmts[] = {"counts.%s", "%s", "%s_count", "n_%s"};
   for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
     snprintf(key, sizeof key, fmts[i], kind);
     long long v = json_path_int(user, key, -1);
-    if (v >= 0) return v;
+    if (v >= 0)
+      return v;
   }
   snprintf(key, sizeof key, "%s_count", singular);
   return json_path_int(user, key, -1);
@@ -55,8 +59,10 @@ long get_user_counts(sd_server *srv, const char *user_id, long long *events,
   long status = 0;
   snprintf(path, sizeof path, "/v1/users/%s", user_id);
   json_t *u = http_json(srv, "GET", path, NULL, &status);
-  if (events) *events = status == 200 ? user_count(u, "events") : -1;
-  if (texts) *texts = status == 200 ? user_count(u, "texts") : -1;
+  if (events)
+    *events = status == 200 ? user_count(u, "events") : -1;
+  if (texts)
+    *texts = status == 200 ? user_count(u, "texts") : -1;
   json_decref(u);
   return status == 200 ? 0 : status;
 }
@@ -85,6 +91,12 @@ long long space_points(sd_server *srv, const char *space) {
   return n;
 }
 
+int model_present(const json_t *v) {
+  if (json_is_integer(v))
+    return json_integer_value(v) >= 1;
+  return json_is_string(v) && json_string_length(v) > 0;
+}
+
 int wait_model(sd_server *srv, const char *space, double timeout_s) {
   char path[128];
   snprintf(path, sizeof path, "/v1/spaces/%s/clusters", space);
@@ -94,10 +106,10 @@ int wait_model(sd_server *srv, const char *space, double timeout_s) {
     json_t *c = http_json(srv, "GET", path, NULL, &status);
     int ok = status == 200 &&
              json_array_size(json_object_get(c, "clusters")) > 0 &&
-             json_object_get(c, "model_version") &&
-             !json_is_null(json_object_get(c, "model_version"));
+             model_present(json_object_get(c, "model_version"));
     json_decref(c);
-    if (ok) return 0;
+    if (ok)
+      return 0;
     sleep_ms(100);
   } while (now_s() < deadline);
   fprintf(stderr, "wait_model: space %s has no model after %.0f s\n", space,
@@ -125,7 +137,8 @@ json_t *get_assignments(sd_server *srv, const char *space, long *status,
   http_resp r = http_req(srv, "GET", path, NULL, NULL, 0);
   *status = r.status;
   *bad_lines = 0;
-  if (ctype && cap) snprintf(ctype, cap, "%s", r.content_type);
+  if (ctype && cap)
+    snprintf(ctype, cap, "%s", r.content_type);
   json_t *arr = r.status ? json_array() : NULL;
   const char *p = r.body, *end = r.body + r.len;
   while (arr && p < end) {
@@ -141,9 +154,11 @@ json_t *get_assignments(sd_server *srv, const char *space, long *status,
 
 json_t *json_padded(const char *prefix, size_t n) {
   char *s = malloc(n + 1);
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   size_t k = strlen(prefix);
-  if (k > n) k = n;
+  if (k > n)
+    k = n;
   memcpy(s, prefix, k);
   memset(s + k, 'x', n - k);
   s[n] = '\0';

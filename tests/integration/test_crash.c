@@ -31,10 +31,10 @@ static const char *const WORDS[3][6] = {
     {"football", "match", "goal", "score", "team", "league"}};
 
 typedef struct {
-  json_t *acked;                /* text id -> true, every acknowledged text */
-  long long events[N_USERS];    /* acknowledged events per user cu-<i> */
-  long long texts[N_USERS];     /* acknowledged texts per user cu-<i> */
-  json_t *last_texts;           /* the last acknowledged texts batch */
+  json_t *acked;             /* text id -> true, every acknowledged text */
+  long long events[N_USERS]; /* acknowledged events per user cu-<i> */
+  long long texts[N_USERS];  /* acknowledged texts per user cu-<i> */
+  json_t *last_texts;        /* the last acknowledged texts batch */
   long inflight_status[N_INFLIGHT];
   int restarts;
 } crash_state;
@@ -66,7 +66,8 @@ static int crash_restart(sd_server *srv, crash_state *st) {
 /* Right after a restart: the last acknowledged texts are all duplicates. */
 static void crash_retry(sd_server *srv, const crash_state *st) {
   long long a = -1, d = -1;
-  if (!st->last_texts) return;
+  if (!st->last_texts)
+    return;
   CHECK_INT(ingest(srv, "texts", st->last_texts, &a, &d), 200);
   CHECK_INT(a, 0);
   CHECK_INT(d, (long long)json_array_size(st->last_texts));
@@ -112,8 +113,10 @@ static int post_events(sd_server *srv, crash_state *st, int b) {
   json_decref(ev);
   CHECK_INT(status, 200);
   CHECK_INT(a, BATCH_N);
-  if (status != 200) return -1;
-  for (int i = 0; i < BATCH_N; i++) st->events[i % N_USERS]++;
+  if (status != 200)
+    return -1;
+  for (int i = 0; i < BATCH_N; i++)
+    st->events[i % N_USERS]++;
   return 0;
 }
 
@@ -155,10 +158,10 @@ static int kill_inflight(sd_server *srv, crash_state *st, int k) {
   CHECK(started);
   sleep_ms(delay_ms[k]);
   srv_kill9(srv);
-  if (started) pthread_join(t, NULL);
+  if (started)
+    pthread_join(t, NULL);
   st->inflight_status[k] = a.status;
-  fprintf(stderr, "in-flight batch %d (%s): status %ld\n", k, a.kind,
-          a.status);
+  fprintf(stderr, "in-flight batch %d (%s): status %ld\n", k, a.kind, a.status);
   json_decref(a.items);
   st->restarts++;
   int rc = srv_restart(srv);
@@ -176,19 +179,24 @@ static int run_batches(sd_server *srv, crash_state *st, double t0) {
       CHECK(!"time limit");
       return -1;
     }
-    if (post_texts(srv, st, b) != 0) return -1;
+    if (post_texts(srv, st, b) != 0)
+      return -1;
     if (b % 3 == 0) { /* kill right after the texts' 200 */
-      if (crash_restart(srv, st) != 0) return -1;
+      if (crash_restart(srv, st) != 0)
+        return -1;
       crash_retry(srv, st);
     }
-    if (post_events(srv, st, b) != 0) return -1;
+    if (post_events(srv, st, b) != 0)
+      return -1;
     if (b % 6 == 4) { /* kill a few ms after the events' 200 */
       sleep_ms(2L * b);
-      if (crash_restart(srv, st) != 0) return -1;
+      if (crash_restart(srv, st) != 0)
+        return -1;
       crash_retry(srv, st);
     }
     if (b % 8 == 7 && k < N_INFLIGHT) {
-      if (kill_inflight(srv, st, k++) != 0) return -1;
+      if (kill_inflight(srv, st, k++) != 0)
+        return -1;
       crash_retry(srv, st);
     }
   }
@@ -208,7 +216,8 @@ static json_t *count_assigned(sd_server *srv) {
   json_array_foreach(arr, i, line) {
     const char *id = json_string_value(json_object_get(line, "id"));
     CHECK(id != NULL);
-    if (!id) continue;
+    if (!id)
+      continue;
     long long n = json_path_int(seen, id, 0);
     json_object_set_new(seen, id, json_integer(n + 1));
   }
@@ -223,7 +232,8 @@ static void verify_inflight_texts(const crash_state *st, const json_t *seen) {
   json_t *v;
   json_object_foreach((json_t *)seen, id, v) {
     int k = -1;
-    if (sscanf(id, "cf-%d-", &k) == 1 && k >= 0 && k < N_INFLIGHT) n[k]++;
+    if (sscanf(id, "cf-%d-", &k) == 1 && k >= 0 && k < N_INFLIGHT)
+      n[k]++;
   }
   for (int k = 0; k < N_INFLIGHT; k += 2) {
     fprintf(stderr, "in-flight texts batch %d: %lld of %d stored\n", k, n[k],
@@ -251,7 +261,8 @@ static void verify_texts(sd_server *srv, const crash_state *st) {
     CHECK_INT(json_integer_value(v), 1); /* no line twice */
     int known = json_object_get(st->acked, id) || strncmp(id, "cf-", 3) == 0;
     CHECK(known);
-    if (!known && reported++ < 10) fprintf(stderr, "  unknown id %s\n", id);
+    if (!known && reported++ < 10)
+      fprintf(stderr, "  unknown id %s\n", id);
   }
   verify_inflight_texts(st, seen);
   json_decref(seen);
@@ -301,7 +312,8 @@ int main(void) {
   CHECK(srv != NULL);
   if (srv) {
     run(srv, &st, t0);
-    if (check_failures) srv_dump_log(srv);
+    if (check_failures)
+      srv_dump_log(srv);
     srv_free(srv);
   }
   double elapsed = now_s() - t0;
