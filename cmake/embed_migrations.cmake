@@ -1,5 +1,7 @@
 # Turns the numbered migrations/*.sql files into a C array (run with cmake -P).
-# Inputs: OUT (the .c file to write), FILES (the .sql files, sorted).
+# Inputs: OUT (the .c file to write), FILES (the .sql files, sorted,
+# separated by '|').
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* Generated from the migrations folder by cmake/embed_migrations.cmake. */\n")
 string(APPEND body "#include \"segmentd/store.h\"\n\n")
 set(table "")

@@ -14,6 +14,23 @@
 
 #define GROUP_MAX_JOBS 256
 
+/* Runs the picked jobs in order: consecutive ingest jobs as one group,
+ * each install on its own. */
+static void core_run(sd_core *c, sd_job **jobs, int n) {
+  int start = 0;
+  for (int i = 0; i <= n; i++) {
+    if (i < n && !jobs[i]->install) continue;
+    if (i > start) core_group(c, jobs + start, i - start);
+    if (i < n) {
+      json_t *summary = NULL;
+      jobs[i]->rc = core_install(c, jobs[i]->install, &summary);
+      jobs[i]->ud2 = summary;
+      jobs[i]->done(jobs[i], jobs[i]->ud);
+    }
+    start = i + 1;
+  }
+}
+
 static void *core_main(void *arg) {
   sd_core *c = arg;
   sd_job *jobs[GROUP_MAX_JOBS];
@@ -32,9 +49,66 @@ static void *core_main(void *arg) {
     }
     if (!c->head) c->tail = NULL;
     pthread_mutex_unlock(&c->mu);
-    core_group(c, jobs, n);
+    core_run(c, jobs, n);
   }
   return NULL;
+}
+
+/* ---- installing re-clustered models ---- */
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+} install_wait;
+
+static void install_done(sd_job *job, void *ud) {
+  install_wait *w = ud;
+  (void)job;
+  pthread_mutex_lock(&w->mu);
+  w->done = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
+                    char *msg, size_t msglen) {
+  install_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  sd_job job;
+  memset(&job, 0, sizeof(job));
+  job.install = p;
+  job.done = install_done;
+  job.ud = &w;
+  int rc;
+  pthread_mutex_lock(&c->mu); /* installs bypass the ingest queue bound */
+  if (c->stopping || !c->running) {
+    rc = SD_ESHUTDOWN;
+  } else {
+    if (c->tail) c->tail->next = &job;
+    else c->head = &job;
+    c->tail = &job;
+    pthread_cond_signal(&c->cv);
+    rc = 0;
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (rc == 0) {
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    rc = job.rc;
+    *summary = job.ud2;
+  }
+  if (rc < 0) snprintf(msg, msglen, "installing the model failed: %s",
+                       sd_err_message(rc));
+  return rc;
+}
+
+void sd_core_set_maint(sd_core *c, struct sd_maint *m) {
+  atomic_store(&c->maint, m);
+}
+
+int64_t sd_core_client_embedder(const sd_core *c) {
+  return c->client_embedder_id;
 }
 
 int sd_core_submit(sd_core *c, sd_job *job) {
@@ -143,6 +217,7 @@ void sd_core_free(sd_core *c) {
   sd_store_close_readers();
   sd_store_close(c->db);
   sd_encoder_free(c->enc);
+  sd_proj_unref(c->proj);
   for (int i = 0; i < SD_SPACES; i++) sd_space_free(&c->spaces[i]);
   for (int i = 0; i < SD_BEH_DIM; i++) free(c->beh_names[i]);
   pthread_mutex_destroy(&c->mu);

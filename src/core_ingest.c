@@ -232,7 +232,7 @@ static int text_embed(sd_core *c, const sd_text *t, float *vec) {
   int rc = sd_features(t->text, t->text_len, SD_ENCODER_BITS, &f);
   if (rc < 0) return rc;
   sd_encoder_observe(c->enc, &f);
-  rc = sd_encoder_encode(c->enc, &f, vec);
+  rc = sd_encoder_encode_proj(c->enc, c->proj, &f, vec);
   sd_sparse_free(&f);
   return rc;
 }
@@ -250,7 +250,7 @@ static int text_insert(sd_core *c, const sd_text *t, const text_rec *r,
   sqlite3_bind_blob(st, 5, stored, (int)(sizeof(float) * (size_t)c->vc.dim),
                     SQLITE_STATIC);
   sqlite3_bind_int64(st, 6, t->embedding ? c->client_embedder_id
-                                         : c->embedder_id);
+                                         : c->proj->embedder_id);
   if (r->idx >= 0) {
     sqlite3_bind_int64(st, 7, in->ids[r->idx]);
     sqlite3_bind_double(st, 8, r->sim);
@@ -370,10 +370,7 @@ static int group_alloc(sd_core *c, group *g, sd_job **jobs, int n) {
 }
 
 static void group_finish(sd_core *c) {
-  for (int s = 0; s < SD_SPACES; s++)
-    if (core_maybe_train(c, s) < 0)
-      sd_log_error("training the %s space failed; will retry",
-                   c->spaces[s].name);
+  core_request_first_models(c);
   int64_t now = sd_now_ms();
   if (now - c->last_save >= c->cfg->save_interval_ms) {
     if (core_save_models(c) < 0) sd_log_error("saving models failed");

@@ -8,6 +8,7 @@
 #define SEGMENTD_CORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "segmentd/core.h"
 #include "segmentd/space.h"
@@ -18,7 +19,9 @@ struct sd_core {
   const sd_config *cfg;
   sd_store *db;
   sd_encoder *enc;
-  int64_t embedder_id, client_embedder_id;
+  int64_t embedder_id, client_embedder_id; /* random projection, client */
+  sd_proj *proj;               /* projection new texts are embedded with */
+  _Atomic(struct sd_maint *) maint; /* set once at start */
   sd_views_conf vc;
   sd_space spaces[SD_SPACES];
   char *beh_names[SD_BEH_DIM]; /* first event type seen per bucket */
@@ -37,7 +40,15 @@ void core_group(sd_core *c, sd_job **jobs, int n);
 
 /* core_model.c */
 int core_load(sd_core *c, char *msg, size_t msglen);
-int core_maybe_train(sd_core *c, int space);
+int core_rebuild_members(sd_core *c, int space, int observe_df);
+int core_load_cluster_rows(sd_core *c, sd_space *sp);
+/* The embedders row of LSA projection `version`. */
+int core_projection_embedder(sd_core *c, int64_t version, int64_t *id);
+/* Asks the maintenance thread for a first model when a space is due. */
+void core_request_first_models(sd_core *c);
+
+/* core_install.c: installs a proposal (writer thread); 0 or sd_err. */
+int core_install(sd_core *c, struct sd_proposal *p, json_t **summary);
 int core_save_models(sd_core *c);
 int core_publish(sd_core *c);
 

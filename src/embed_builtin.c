@@ -75,13 +75,8 @@ static void enc_row(const sd_encoder *e, uint32_t bucket, float s, float *row) {
   }
 }
 
-int sd_encoder_encode(const sd_encoder *e, const sd_sparse *f, float *out) {
+void sd_encoder_tfidf(const sd_encoder *e, const sd_sparse *f, float *w) {
   sd_encoder *m = (sd_encoder *)e; /* atomics need a non-const object */
-  memset(out, 0, sizeof(float) * (size_t)e->dim);
-  if (f->n == 0) return 0;
-  float *w = malloc(sizeof(float) * (f->n + (size_t)e->dim));
-  if (!w) return SD_ENOMEM;
-  float *row = w + f->n;
   double n_docs = (double)atomic_load_explicit(&m->docs, memory_order_relaxed);
   double norm = 0;
   for (size_t i = 0; i < f->n; i++) {
@@ -92,23 +87,73 @@ int sd_encoder_encode(const sd_encoder *e, const sd_sparse *f, float *out) {
     norm += (double)w[i] * w[i];
   }
   float inv = norm > 0 ? (float)(1.0 / sqrt(norm)) : 0.0f;
-  float s = 1.0f / sqrtf((float)e->dim);
-  for (size_t i = 0; i < f->n; i++) {
-    enc_row(e, f->idx[i], s, row);
-    cblas_saxpy(e->dim, w[i] * inv, row, 1, out, 1);
+  for (size_t i = 0; i < f->n; i++) w[i] *= inv;
+}
+
+static void enc_normalise(int dim, float *out) {
+  float len = cblas_snrm2(dim, out, 1);
+  if (len > 0) cblas_sscal(dim, 1.0f / len, out, 1);
+}
+
+int sd_encoder_encode_proj(const sd_encoder *e, const sd_proj *p,
+                           const sd_sparse *f, float *out) {
+  memset(out, 0, sizeof(float) * (size_t)e->dim);
+  if (f->n == 0) return 0;
+  if (p && p->lsa && sd_lsa_dim(p->lsa) != e->dim) return SD_EINVAL;
+  float *w = malloc(sizeof(float) * (f->n + (size_t)e->dim));
+  if (!w) return SD_ENOMEM;
+  sd_encoder_tfidf(e, f, w);
+  if (p && p->lsa) {
+    sd_lsa_project(p->lsa, f->idx, w, f->n, out);
+  } else {
+    float *row = w + f->n, s = 1.0f / sqrtf((float)e->dim);
+    for (size_t i = 0; i < f->n; i++) {
+      enc_row(e, f->idx[i], s, row);
+      cblas_saxpy(e->dim, w[i], row, 1, out, 1);
+    }
   }
   free(w);
-  float len = cblas_snrm2(e->dim, out, 1);
-  if (len > 0) cblas_sscal(e->dim, 1.0f / len, out, 1);
+  enc_normalise(e->dim, out);
   return 0;
+}
+
+int sd_encoder_encode(const sd_encoder *e, const sd_sparse *f, float *out) {
+  return sd_encoder_encode_proj(e, NULL, f, out);
+}
+
+int sd_encoder_encode_text_proj(const sd_encoder *e, const sd_proj *p,
+                                const char *text, size_t len, float *out) {
+  sd_sparse f;
+  int rc = sd_features(text, len, e->bits, &f);
+  if (rc < 0) return rc;
+  rc = sd_encoder_encode_proj(e, p, &f, out);
+  sd_sparse_free(&f);
+  return rc;
+}
+
+sd_proj *sd_proj_new(int64_t version, int64_t embedder_id, sd_lsa *lsa) {
+  sd_proj *p = calloc(1, sizeof(*p));
+  if (!p) return NULL;
+  atomic_init(&p->refs, 1);
+  p->version = version;
+  p->embedder_id = embedder_id;
+  p->lsa = lsa;
+  return p;
+}
+
+sd_proj *sd_proj_ref(sd_proj *p) {
+  if (p) atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+  return p;
+}
+
+void sd_proj_unref(sd_proj *p) {
+  if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
+    sd_lsa_free(p->lsa);
+    free(p);
+  }
 }
 
 int sd_encoder_encode_text(const sd_encoder *e, const char *text, size_t len,
                            float *out) {
-  sd_sparse f;
-  int rc = sd_features(text, len, e->bits, &f);
-  if (rc < 0) return rc;
-  rc = sd_encoder_encode(e, &f, out);
-  sd_sparse_free(&f);
-  return rc;
+  return sd_encoder_encode_text_proj(e, NULL, text, len, out);
 }

@@ -24,6 +24,10 @@ int h_spaces(sd_req *req, sd_reply *rep);
 int h_clusters(sd_req *req, sd_reply *rep);
 int h_cluster(sd_req *req, sd_reply *rep);
 int h_assignments(sd_req *req, sd_reply *rep);
+int h_recluster(sd_req *req, sd_reply *rep);
+int h_job(sd_req *req, sd_reply *rep);
+int h_lineage(sd_req *req, sd_reply *rep);
+int h_evaluate(sd_req *req, sd_reply *rep);
 /* The reply of a finished (or refused) ingest job; frees its batch. */
 void h_ingest_done(sd_job *job, sd_reply *rep);
 

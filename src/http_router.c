@@ -30,6 +30,10 @@ static const route routes[] = {
     {"GET", "/v1/spaces/{}/clusters", h_clusters},
     {"GET", "/v1/spaces/{}/clusters/{}", h_cluster},
     {"GET", "/v1/spaces/{}/assignments", h_assignments},
+    {"POST", "/v1/spaces/{}/recluster", h_recluster},
+    {"GET", "/v1/spaces/{}/events", h_lineage},
+    {"POST", "/v1/spaces/{}/evaluate", h_evaluate},
+    {"GET", "/v1/jobs/{}", h_job},
 };
 
 #define MAX_SEGS 16

@@ -27,10 +27,11 @@ struct sd_http {
   struct MHD_Daemon *d;
   const sd_config *cfg;
   sd_core *core;
+  struct sd_maint *maint;
   int port;
 };
 
-typedef enum { RS_BODY, RS_WAITING, RS_REPLY } rstate;
+typedef enum { RS_BODY, RS_WAITING, RS_ASYNC, RS_REPLY } rstate;
 
 typedef struct {
   rstate state;
@@ -38,8 +39,28 @@ typedef struct {
   size_t len, cap;
   int too_large;
   sd_reply rep;
+  sd_async async;
   struct MHD_Connection *conn;
 } conn_req;
+
+void sd_async_resume(sd_async *a) {
+  MHD_resume_connection((struct MHD_Connection *)a->conn);
+}
+
+/* Suspends the connection and starts the handler's deferred work. */
+static enum MHD_Result start_async(conn_req *r, struct MHD_Connection *conn) {
+  r->async = (sd_async){&r->rep, r->rep.async_arg, conn};
+  int (*fn)(sd_async *) = r->rep.async;
+  r->rep.async = NULL;
+  r->state = RS_ASYNC;
+  MHD_suspend_connection(conn);
+  int rc = fn(&r->async);
+  if (rc < 0) {
+    sd_reply_error(&r->rep, rc, NULL, NULL);
+    MHD_resume_connection(conn);
+  }
+  return MHD_YES;
+}
 
 static atomic_int http_ready;
 
@@ -116,6 +137,7 @@ static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
     return;
   }
   req.core = h->core; /* set before the ready flag */
+  req.maint = h->maint;
   const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_TYPE);
   if (r->len > 0 && !is_json(ct)) {
@@ -195,9 +217,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   if (r->state == RS_WAITING) { /* resumed by the writer */
     h_ingest_done(r->rep.job, &r->rep);
     r->state = RS_REPLY;
+  } else if (r->state == RS_ASYNC) { /* resumed by the deferred work */
+    r->state = RS_REPLY;
   } else if (r->state == RS_BODY) {
     dispatch(h, r, conn, url, method);
     if (r->rep.job) return start_job(h, r, conn);
+    if (r->rep.async) return start_async(r, conn);
     r->state = RS_REPLY;
   }
   return send_reply(conn, &r->rep);
@@ -212,6 +237,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     sd_batch_free(&r->rep.job->batch);
     free(r->rep.job);
   }
+  if (r->rep.async_free) r->rep.async_free(r->rep.async_arg);
   sd_reply_free(&r->rep);
   free(r->body);
   free(r);
@@ -309,4 +335,7 @@ void sd_http_stop(sd_http *h) {
 
 int sd_http_port(const sd_http *h) { return h->port; }
 
-void sd_http_set_core(sd_http *h, sd_core *core) { h->core = core; }
+void sd_http_set_core(sd_http *h, sd_core *core, struct sd_maint *maint) {
+  h->core = core;
+  h->maint = maint;
+}

@@ -11,6 +11,7 @@
 #include "segmentd/err.h"
 #include "segmentd/http.h"
 #include "segmentd/log.h"
+#include "segmentd/maint.h"
 
 #include <cblas.h>
 #include <signal.h>
@@ -24,6 +25,7 @@ static int serve(const sd_config *cfg) {
   char msg[512] = "";
   sd_http *http = NULL;
   sd_core *core = NULL;
+  sd_maint *maint = NULL;
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
@@ -31,12 +33,15 @@ static int serve(const sd_config *cfg) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this */
   signal(SIGPIPE, SIG_IGN);
   if (sd_http_start(cfg, NULL, &http, msg, sizeof(msg)) < 0 ||
-      sd_core_start(cfg, &core, msg, sizeof(msg)) < 0) {
+      sd_core_start(cfg, &core, msg, sizeof(msg)) < 0 ||
+      sd_maint_start(cfg, core, &maint) < 0) {
     sd_log_error("%s", msg[0] ? msg : "start failed");
     sd_http_stop(http);
+    sd_core_free(core);
     return 1;
   }
-  sd_http_set_core(http, core);
+  sd_core_set_maint(core, maint);
+  sd_http_set_core(http, core, maint);
   sd_http_set_ready(1);
   sd_log_info("segmentd %s serving on %s (port %d), database %s%s", SD_VERSION,
               cfg->listen, sd_http_port(http), cfg->db,
@@ -45,8 +50,10 @@ static int serve(const sd_config *cfg) {
   sigwait(&sigs, &sig);
   sd_log_info("signal %d: draining and stopping", sig);
   sd_http_quiesce(http);
+  sd_maint_stop(maint); /* after the running job; queued ones fail */
   sd_core_stop(core);
   sd_http_stop(http);
+  sd_maint_free(maint);
   sd_core_free(core);
   sd_log_info("stopped cleanly");
   return 0;

@@ -1,5 +1,6 @@
 /* snapshot.c -- immutable read views and their publication (see snapshot.h). */
 #include "segmentd/snapshot.h"
+#include "segmentd/embed.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ const char *sd_snapshot_strdup(sd_snapshot *s, const char *str) {
 }
 
 static void snapshot_free(sd_snapshot *s) {
+  sd_proj_unref(s->proj);
   while (s->arena) {
     sd_snap_chunk *n = s->arena->next;
     free(s->arena);

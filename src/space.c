@@ -7,6 +7,7 @@
 #include "segmentd/err.h"
 
 #include <cblas.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,10 @@ static void space_free_model(sd_space *sp) {
   free(sp->description);
   free(sp->reps);
   free(sp->top_cache);
+  free(sp->stability);
+  free(sp->quality);
+  sp->stability = NULL;
+  sp->quality = NULL;
   sp->ids = NULL;
   sp->centroids = sp->weights = NULL;
   sp->weight_t = sp->sizes = sp->created_at = NULL;
@@ -86,7 +91,8 @@ int sd_space_set_model(sd_space *sp, int k, const int32_t *ids,
   sp->description = calloc(k, sizeof(char *));
   sp->reps = calloc(k, sizeof(*sp->reps));
   sp->top_cache = calloc((size_t)k * SD_TOP_TERMS, sizeof(char *));
-  if (!sp->ids || !sp->centroids || !sp->weights || !sp->weight_t ||
+  sp->stability = malloc(sizeof(double) * (size_t)k);
+  if (!sp->stability || !sp->ids || !sp->centroids || !sp->weights || !sp->weight_t ||
       !sp->sizes || !sp->sim_sum || !sp->created_at || !sp->label ||
       !sp->description || !sp->reps || !sp->top_cache) {
     sp->k = k; /* so the loops in space_free_model see the arrays */
@@ -101,6 +107,7 @@ int sd_space_set_model(sd_space *sp, int k, const int32_t *ids,
     normalise(sp->centroids + (size_t)i * sp->dim, sp->dim);
     sp->weight_t[i] = trained_at;
     sp->created_at[i] = trained_at;
+    sp->stability[i] = NAN;
     if (ids[i] >= sp->next_id) sp->next_id = ids[i] + 1;
   }
   sp->has_model = 1;
@@ -110,6 +117,22 @@ int sd_space_set_model(sd_space *sp, int k, const int32_t *ids,
   snprintf(sp->algorithm, sizeof(sp->algorithm), "%s", algorithm);
   if (sp->terms) sd_terms_reset(sp->terms);
   sp->terms_at = 0;
+  return 0;
+}
+
+int sd_space_set_quality(sd_space *sp, const char *quality_json) {
+  free(sp->quality);
+  sp->quality = quality_json ? strdup(quality_json) : NULL;
+  if (quality_json && !sp->quality) return SD_ENOMEM;
+  json_t *q = quality_json ? json_loads(quality_json, 0, NULL) : NULL;
+  json_t *per = json_object_get(json_object_get(q, "stability"), "per_cluster");
+  for (int i = 0; i < sp->k; i++) {
+    char key[24];
+    snprintf(key, sizeof(key), "%d", sp->ids[i]);
+    json_t *v = json_object_get(per, key);
+    sp->stability[i] = json_is_number(v) ? json_number_value(v) : NAN;
+  }
+  json_decref(q);
   return 0;
 }
 
@@ -249,6 +272,7 @@ static void snap_cluster(sd_space *sp, int i, sd_snapshot *snap,
   c->share = out->assigned ? (double)sp->sizes[i] / out->assigned : 0;
   c->cohesion = sp->sizes[i] ? sp->sim_sum[i] / sp->sizes[i] : 0;
   c->created_at = sp->created_at[i];
+  c->stability = sp->stability[i];
   const char *terms[SD_TOP_TERMS] = {0};
   if (sp->terms) {
     memcpy(terms, sp->top_cache + (size_t)i * SD_TOP_TERMS, sizeof(terms));
@@ -277,6 +301,8 @@ int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
   out->entity = sp->entity;
   out->dim = sp->dim;
   out->points = sp->points;
+  out->points_at_train = sp->points_at_train;
+  out->next_id = sp->next_id;
   out->algorithm = sp->algorithm;
   out->updated_at = now;
   if (!sp->has_model) return 0;
@@ -285,6 +311,7 @@ int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
   out->version = sp->version;
   out->trained_at = sp->trained_at;
   out->inertia = sp->inertia;
+  out->quality = sd_snapshot_strdup(snap, sp->quality);
   for (int i = 0; i < sp->k; i++) out->assigned += sp->sizes[i];
   size_t kd = (size_t)sp->k * sp->dim;
   out->centroids = sd_snapshot_alloc(snap, sizeof(float) * kd);

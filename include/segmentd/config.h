@@ -37,6 +37,13 @@ typedef struct {
   double w_text;           /* segment view weights */
   double w_behaviour;
   long save_interval_ms;   /* how often online centroids are persisted */
+  long sample_size;        /* re-cluster reservoir sample */
+  long k_min;              /* smallest automatic number of clusters */
+  long stability_runs;     /* bootstrap re-fits for cluster stability */
+  double match_threshold;  /* centroid cosine to keep a cluster id */
+  long recluster_interval; /* seconds between scheduled re-clusters */
+  double recluster_growth; /* share of new points that triggers one */
+  long silhouette_sample;  /* rows scored when choosing K */
 } sd_config;
 
 /* Fills *c with defaults, then the environment, then argv (starting after

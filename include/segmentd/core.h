@@ -21,6 +21,8 @@
 #include "segmentd/ingest.h"
 
 typedef struct sd_core sd_core;
+struct sd_maint;
+struct sd_proposal;
 
 typedef struct sd_job {
   sd_batch batch;             /* what to store (owned by the caller) */
@@ -28,6 +30,8 @@ typedef struct sd_job {
   size_t accepted, duplicates;
   void (*done)(struct sd_job *job, void *ud);
   void *ud;
+  struct sd_proposal *install;/* set: install this model instead */
+  void *ud2;                  /* install: the summary (json_t *) */
   struct sd_job *next;        /* queue link (core-owned while queued) */
 } sd_job;
 
@@ -45,10 +49,21 @@ int sd_core_submit(sd_core *c, sd_job *job);
 void sd_core_stop(sd_core *c);
 void sd_core_free(sd_core *c);
 
+/* Installs a re-clustered model (from the maintenance thread): queues it
+ * to the writer and waits until it is live. On success *summary is a new
+ * JSON object describing the installed model. */
+int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
+                    char *msg, size_t msglen);
+
+/* Lets the writer ask the maintenance thread for first models and for the
+ * segments re-cluster that follows an encoder refit. */
+void sd_core_set_maint(sd_core *c, struct sd_maint *m);
+
 /* Read-side accessors (any thread). */
 const sd_encoder *sd_core_encoder(const sd_core *c);
 const sd_config *sd_core_config(const sd_core *c);
 int sd_core_queue_depth(sd_core *c);
 int64_t sd_core_started_at(const sd_core *c);
+int64_t sd_core_client_embedder(const sd_core *c);
 
 #endif

@@ -17,10 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "segmentd/embed_lsa.h"
 #include "segmentd/tokenize.h"
 
 #define SD_ENCODER_BITS 20 /* 2^20 feature buckets */
-#define SD_ENCODER_VERSION "hash20-tfidf-rp1"
+#define SD_ENCODER_VERSION "hash20-tfidf-rp1"   /* random projection */
+#define SD_ENCODER_LSA_VERSION "hash20-tfidf-lsa" /* + "-v<version>" */
 
 typedef struct sd_encoder sd_encoder;
 
@@ -42,5 +44,31 @@ int sd_encoder_encode(const sd_encoder *e, const sd_sparse *features,
 /* Convenience: features + encode in one call. */
 int sd_encoder_encode_text(const sd_encoder *e, const char *text, size_t len,
                            float *out);
+
+/* TF-IDF weights of features (sublinear tf, smoothed idf from the learned
+ * document frequencies), L2-normalised, into w (f->n floats). */
+void sd_encoder_tfidf(const sd_encoder *e, const sd_sparse *f, float *w);
+
+/*
+ * A fitted projection, shared by reference: the writer holds one, every
+ * snapshot that uses it holds one. version 0 is the random projection
+ * (lsa NULL). Created with one reference; the last sd_proj_unref frees it.
+ */
+typedef struct sd_proj {
+  _Atomic int refs;
+  int64_t version;     /* 0 = random projection */
+  int64_t embedder_id; /* embedders row of vectors made with it */
+  sd_lsa *lsa;         /* owned; NULL for version 0 */
+} sd_proj;
+
+sd_proj *sd_proj_new(int64_t version, int64_t embedder_id, sd_lsa *lsa);
+sd_proj *sd_proj_ref(sd_proj *p);
+void sd_proj_unref(sd_proj *p);
+
+/* Encodes with a projection: p NULL or version 0 = random projection. */
+int sd_encoder_encode_proj(const sd_encoder *e, const sd_proj *p,
+                           const sd_sparse *f, float *out);
+int sd_encoder_encode_text_proj(const sd_encoder *e, const sd_proj *p,
+                                const char *text, size_t len, float *out);
 
 #endif

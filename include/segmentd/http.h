@@ -33,12 +33,24 @@ typedef struct sd_req {
   const char *params[SD_MAX_PARAMS]; /* path parameters, in order */
   int n_params;
   sd_core *core;
+  struct sd_maint *maint;
   const sd_config *cfg;
   void *conn; /* opaque: for sd_req_query only */
 } sd_req;
 
 typedef ssize_t (*sd_stream_fn)(void *cls, uint64_t pos, char *buf,
                                 size_t max);
+
+struct sd_reply;
+/* A reply finished later, on another thread: fill *rep, then call
+ * sd_async_resume(a) exactly once. */
+typedef struct sd_async {
+  struct sd_reply *rep;
+  void *arg;  /* the handler's async_arg */
+  void *conn; /* opaque */
+} sd_async;
+
+void sd_async_resume(sd_async *a);
 
 typedef struct sd_reply {
   int status;
@@ -50,6 +62,10 @@ typedef struct sd_reply {
   void *stream_cls;
   void (*stream_free)(void *cls);
   sd_job *job;           /* ingest: submit this job, answer when done */
+  int (*async)(sd_async *a); /* set: suspend, call it, answer on resume;
+                                a negative return answers that error now */
+  void *async_arg;
+  void (*async_free)(void *arg); /* frees async_arg when the request ends */
 } sd_reply;
 
 typedef int (*sd_handler)(sd_req *req, sd_reply *rep);
@@ -79,7 +95,7 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
 void sd_http_quiesce(sd_http *h);
 void sd_http_stop(sd_http *h);
 int sd_http_port(const sd_http *h);
-void sd_http_set_core(sd_http *h, sd_core *core);
+void sd_http_set_core(sd_http *h, sd_core *core, struct sd_maint *maint);
 
 /* Set once the service is ready (readyz). */
 void sd_http_set_ready(int ready);

@@ -36,6 +36,7 @@ typedef struct {
   int32_t id;
   int64_t size;
   double share, cohesion;
+  double stability; /* bootstrap Jaccard, NAN when not measured */
   const char *label;
   int label_manual;
   const char *description; /* or NULL */
@@ -52,8 +53,11 @@ typedef struct {
   int has_model, k, dim;
   int64_t version, trained_at, updated_at;
   int64_t points;   /* entities with a vector */
+  int64_t points_at_train; /* points when the model was trained */
+  int32_t next_id;  /* first cluster id never used in this space */
   int64_t assigned; /* entities in a cluster */
   double inertia;
+  const char *quality; /* the model's quality JSON, or NULL */
   const char *algorithm;
   float *centroids; /* k x dim, L2-normalised rows */
   sd_snap_cluster *clusters;
@@ -65,6 +69,8 @@ typedef struct sd_snapshot {
   atomic_int refs;
   sd_snap_space spaces[SD_SPACES];
   const char *beh_names[SD_BEH_DIM]; /* an event type per bucket, or NULL */
+  struct sd_proj *proj; /* the encoder projection of the intents model
+                           (a reference, released with the snapshot) */
   sd_snap_chunk *arena;
 } sd_snapshot;
 

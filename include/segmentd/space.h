@@ -43,9 +43,14 @@ typedef struct {
   double *sim_sum;          /* sum of member similarities */
   int64_t *created_at;
   char **label, **description; /* manual, or NULL */
+  double *stability;        /* bootstrap Jaccard per cluster, NAN unknown */
+  char *quality;            /* the model's quality JSON, or NULL */
   sd_space_rep (*reps)[SD_REPS];
   /* not per cluster */
   int64_t points;           /* entities with a vector */
+  int64_t points_at_train;  /* points when the live model was installed */
+  _Atomic int train_requested; /* first model asked of the maintenance
+                                  thread (cleared if that job fails) */
   int32_t next_id;
   sd_terms *terms;          /* intents only */
   int64_t terms_at;         /* when top terms were last ranked */
@@ -61,6 +66,10 @@ int sd_space_set_model(sd_space *sp, int k, const int32_t *ids,
                        const float *centroids, const float *weights,
                        int64_t version, int64_t trained_at, double inertia,
                        const char *algorithm);
+
+/* Records the model's quality JSON (copied) and reads each cluster's
+ * stability from its "stability"."per_cluster" object. */
+int sd_space_set_quality(sd_space *sp, const char *quality_json);
 
 /* Cluster index of id, or -1. */
 int sd_space_index_of(const sd_space *sp, int64_t id);
