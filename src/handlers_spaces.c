@@ -13,6 +13,7 @@
 #include "segmentd/store.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,14 @@ static json_t *space_json(const sd_snap_space *sp) {
   double coh = 0;
   for (int i = 0; i < sp->k; i++)
     coh += sp->clusters[i].cohesion * sp->clusters[i].share;
-  json_t *quality = sp->has_model
-                        ? json_pack("{s:f,s:f}", "inertia", sp->inertia,
-                                    "mean_cohesion", coh)
-                        : json_object();
+  json_t *quality = sp->quality ? json_loads(sp->quality, 0, NULL) : NULL;
+  if (!quality) quality = json_object();
+  if (sp->has_model) {
+    json_object_set_new(quality, "inertia", json_real(sp->inertia));
+    json_object_set_new(quality, "mean_cohesion", json_real(coh));
+    json_t *st = json_object_get(quality, "stability");
+    if (st) json_object_del(st, "per_cluster"); /* per cluster: see clusters */
+  }
   return json_pack("{s:s,s:s,s:I,s:s,s:i,s:I,s:I,s:o,s:o}", "name", sp->name,
                    "entity", sp->entity, "model_version",
                    (json_int_t)sp->version, "algorithm", sp->algorithm, "k",
@@ -56,11 +61,12 @@ static json_t *cluster_json(const sd_snap_space *sp, int i) {
                                           "text", c->reps[j].text, "similarity",
                                           (double)c->reps[j].similarity));
   int intents = !strcmp(sp->name, "intents");
-  return json_pack("{s:I,s:s,s:s,s:s?,s:I,s:f,s:f,s:n,s:o,s:o,s:o}", "id",
+  return json_pack("{s:I,s:s,s:s,s:s?,s:I,s:f,s:f,s:o,s:o,s:o,s:o}", "id",
                    (json_int_t)c->id, "label", c->label, "label_source",
                    c->label_manual ? "manual" : "auto", "description",
                    c->description, "size", (json_int_t)c->size, "share",
                    c->share, "cohesion", c->cohesion, "stability",
+                   isnan(c->stability) ? json_null() : json_real(c->stability),
                    intents ? "top_terms" : "top_features", terms,
                    "representatives", reps, "created_at", h_time(c->created_at));
 }
