@@ -66,7 +66,7 @@ typedef struct {
 } dens_rng;
 
 typedef struct {
-  int32_t a, b; /* points (worked-row ids) */
+  int32_t a, b; /* points (worked-row ids), a < b */
   float w;      /* mutual reachability (squared when Euclidean) */
 } dens_edge;
 
@@ -214,7 +214,7 @@ static int dens_load(dens_ws *w) {
       o[e] = (float)(xi[e] - w->mean[e]);
       nn += (double)o[e] * o[e];
     }
-    if (!isfinite(nn)) return SD_EINVAL;
+    if (!isfinite((float)nn)) return SD_EINVAL; /* would overflow sgemm */
     w->base[t] = w->spherical ? 0.5f : (float)nn;
   }
   return 0;
@@ -347,7 +347,7 @@ static int dens_join(dens_ws *w, int32_t a, int32_t b, float wt) {
     w->uf[rb] = ra;
   else
     w->uf[ra] = rb;
-  w->mst[w->nmst++] = (dens_edge){a, b, wt};
+  w->mst[w->nmst++] = (dens_edge){a < b ? a : b, a < b ? b : a, wt};
   return 1;
 }
 
@@ -935,7 +935,7 @@ static int dens_rest_block(const dens_ws *w, dens_rest *r, int32_t *labels) {
       o[e] = (float)(xi[e] - w->mean[e]);
       nn += (double)o[e] * o[e];
     }
-    if (!isfinite(nn)) return SD_EINVAL;
+    if (!isfinite((float)nn)) return SD_EINVAL;
     r->br[k] = w->spherical ? 0.5f : (float)nn;
     r->bd[k] = INFINITY;
     r->bj[k] = -1;

@@ -348,7 +348,6 @@ static int hier_check(const float *x, size_t n, int dim,
                       const sd_tree_opts *o) {
   if (!x || !o || n == 0 || dim < 1 || dim > HIER_MAX_DIM) return SD_EINVAL;
   if (n > SIZE_MAX / sizeof(double) / (size_t)dim) return SD_EINVAL;
-  if (n > INT32_MAX) return SD_EINVAL;
   if (o->micro < 0 || o->micro > HIER_MAX_MICRO) return SD_EINVAL;
   return 0;
 }

@@ -92,6 +92,8 @@ static const opt_row opt_rows[] = {
     {"silhouette-sample", "SEGMENTD_SILHOUETTE_SAMPLE", OPT_LONG,
      O(silhouette_sample), "2000", 100, 100000,
      "rows scored by the silhouette when choosing K"},
+    {"restarts", "SEGMENTD_RESTARTS", OPT_LONG, O(restarts), "10", 1, 100,
+     "k-means++ restarts of a final re-cluster fit (best inertia kept)"},
 };
 #undef O
 #define OPT_N (sizeof(opt_rows) / sizeof(opt_rows[0]))

@@ -36,17 +36,15 @@ static double fit_inertia(const float *x, size_t n, int dim, const rc_fit *f) {
   return s;
 }
 
+/* quick: one start, 30 iterations (K search, bootstrap); otherwise
+ * `restarts` starts of up to 300 iterations, as scikit-learn's defaults. */
 static int fit_kmeans(const float *x, size_t n, int dim, int k, uint64_t seed,
-                      int quick, rc_fit *out) {
+                      int restarts, rc_fit *out) {
   sd_kmeans_opts o = sd_kmeans_defaults(k);
   o.spherical = 1;
   o.seed = seed;
-  if (quick) {
-    o.restarts = 1;
-    o.max_iter = 30;
-  } else {
-    o.max_iter = 100;
-  }
+  o.restarts = restarts > 0 ? restarts : 1;
+  o.max_iter = restarts > 0 ? 300 : 30;
   sd_kmeans_result r = {0};
   int rc = sd_kmeans_fit(x, n, dim, &o, &r);
   if (rc < 0) return rc;
@@ -77,13 +75,14 @@ static int fit_density(const float *x, size_t n, int dim, uint64_t seed,
   return 0;
 }
 
-/* One fit of the family with k clusters (k ignored by density). */
+/* One fit of the family with k clusters (k ignored by density);
+ * restarts 0 = a quick fit. */
 static int fit_once(sd_algo algo, const float *x, size_t n, int dim, int k,
-                    uint64_t seed, int quick, rc_fit *out) {
+                    uint64_t seed, int restarts, rc_fit *out) {
   memset(out, 0, sizeof(*out));
   int rc;
   if (algo == SD_ALGO_KMEANS) {
-    rc = fit_kmeans(x, n, dim, k, seed, quick, out);
+    rc = fit_kmeans(x, n, dim, k, seed, restarts, out);
   } else if (algo == SD_ALGO_DENSITY) {
     rc = fit_density(x, n, dim, seed, out);
   } else {
@@ -129,7 +128,7 @@ static int k_try(k_search *s, int k) {
   rc_fit f = {0};
   int rc = s->tree ? fit_tree_cut(s->tree, k, &f)
                    : fit_once(SD_ALGO_KMEANS, s->p->x, s->p->n, s->p->dim, k,
-                              s->req->seed + (uint64_t)k, 1, &f);
+                              s->req->seed + (uint64_t)k, 0, &f);
   double sil = 0;
   if (rc == 0)
     rc = sd_silhouette(s->p->x, s->p->n, s->p->dim, f.labels, f.k, 1,
@@ -180,7 +179,8 @@ int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
     rc = fit_tree_cut(&tree, k < tree.m ? k : tree.m, out);
     if (rc == 0) out->inertia = fit_inertia(p->x, p->n, p->dim, out);
   } else if (rc == 0) {
-    rc = fit_once(req->algo, p->x, p->n, p->dim, k, req->seed, 0, out);
+    rc = fit_once(req->algo, p->x, p->n, p->dim, k, req->seed,
+                  (int)cfg->restarts, out);
   }
   sd_tree_free(&tree);
   if (rc == 0)
@@ -258,7 +258,7 @@ static int stability(const sd_config *cfg, const sd_recluster_req *req,
     rc_fit g = {0};
     subsample(p, m, req->seed + 7919u * (uint64_t)(r + 1), idx, xs);
     int k = f->k <= (int)m ? f->k : (int)m;
-    rc = fit_once(req->algo, xs, m, p->dim, k, req->seed + (uint64_t)r + 1, 1, &g);
+    rc = fit_once(req->algo, xs, m, p->dim, k, req->seed + (uint64_t)r + 1, 0, &g);
     if (rc == 0) rc = jaccard_add(f, idx, m, &g, stab);
     rc_fit_free(&g);
   }

@@ -44,6 +44,7 @@ typedef struct {
   long recluster_interval; /* seconds between scheduled re-clusters */
   double recluster_growth; /* share of new points that triggers one */
   long silhouette_sample;  /* rows scored when choosing K */
+  long restarts;           /* k-means++ restarts of a final fit */
 } sd_config;
 
 /* Fills *c with defaults, then the environment, then argv (starting after
