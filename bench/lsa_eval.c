@@ -16,7 +16,11 @@
  * under the best one-to-one matching (Hungarian) are computed here so the
  * bench depends on nothing but the encoder and k-means.
  *
- * usage: lsa_eval [--seeds 0,1,2] [--dim 256] [--json OUT] FILE.csv...
+ * usage: lsa_eval [--seeds 0,1,2] [--dim 256] [--tol 1e-4] [--json OUT]
+ *                 [--dump PREFIX] FILE.csv...
+ * --dump writes, for the first seed, PREFIX.lsa.f32 (n x dim float32 rows,
+ * L2-normalised) and PREFIX.labels.i32, so other k-means can be run on the
+ * very same vectors.
  * CSV: RFC 4180 (quotes, doubled quotes, CRLF), header with "text" and
  * "category" columns.
  */
@@ -308,6 +312,8 @@ static void ev_normalise(float *x, size_t n, int dim) {
   }
 }
 
+static float ev_tol = 1e-4f; /* --tol */
+
 /* k-means (spherical or not) on z, scored against y. */
 static ev_run ev_cluster(const char *name, int seed, const float *z, size_t n,
                          int dim, const int32_t *y, int k, int spherical,
@@ -315,7 +321,7 @@ static ev_run ev_cluster(const char *name, int seed, const float *z, size_t n,
   sd_kmeans_opts o = sd_kmeans_defaults(k);
   o.max_iter = 300;
   o.restarts = 10;
-  o.tol = 1e-4f;
+  o.tol = ev_tol;
   o.seed = (uint64_t)seed;
   o.spherical = spherical;
   sd_kmeans_result r;
@@ -380,6 +386,18 @@ static void ev_print(const ev_run *r, size_t nr, const char *const *names,
   }
 }
 
+static void ev_dump(const char *prefix, const char *what, const void *p,
+                    size_t bytes) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s.%s", prefix, what);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(p, 1, bytes, f) != bytes) {
+    fprintf(stderr, "lsa_eval: cannot write %s\n", path);
+    exit(2);
+  }
+  fclose(f);
+}
+
 static void ev_json(const char *path, const ev_run *r, size_t nr, size_t n,
                     int k, double feat_s, double tfidf_s) {
   FILE *f = fopen(path, "w");
@@ -401,7 +419,7 @@ static void ev_json(const char *path, const ev_run *r, size_t nr, size_t n,
 
 int main(int argc, char **argv) {
   int seeds[EV_MAX_SEEDS] = {0, 1, 2}, nseeds = 3, dim = 256;
-  const char *files[EV_MAX_FILES], *json = NULL;
+  const char *files[EV_MAX_FILES], *json = NULL, *dump = NULL;
   int nfiles = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
@@ -414,11 +432,16 @@ int main(int argc, char **argv) {
       dim = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
       json = argv[++i];
+    } else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) {
+      dump = argv[++i];
+    } else if (strcmp(argv[i], "--tol") == 0 && i + 1 < argc) {
+      ev_tol = strtof(argv[++i], NULL);
     } else if (argv[i][0] != '-' && nfiles < EV_MAX_FILES) {
       files[nfiles++] = argv[i];
     } else {
       fprintf(stderr, "usage: lsa_eval [--seeds 0,1,2] [--dim 256] "
-                      "[--json OUT] FILE.csv...\n");
+                      "[--tol 1e-4] [--json OUT] [--dump PREFIX] "
+                      "FILE.csv...\n");
       return 2;
     }
   }
@@ -478,6 +501,10 @@ int main(int argc, char **argv) {
             4.0 * (double)sd_lsa_buckets(l) * dim / 1e6, proj_s, sv[0], sv[1],
             sv[dim - 1]);
     sd_lsa_free(l);
+    if (dump && si == 0) {
+      ev_dump(dump, "lsa.f32", z, n * (size_t)dim * sizeof(float));
+      ev_dump(dump, "labels.i32", y, n * sizeof(int32_t));
+    }
     runs[nr++] = ev_cluster("lsa_spherical", seed, z, n, dim, y, k, 1,
                             fit_s + proj_s);
     runs[nr++] = ev_cluster("lsa_euclidean", seed, z, n, dim, y, k, 0,
@@ -496,9 +523,10 @@ int main(int argc, char **argv) {
   }
   static const char *const names[] = {"lsa_spherical", "lsa_euclidean",
                                       "rp_spherical", "rp_euclidean"};
-  printf("segmentd on %zu texts, k=%d, dim %d; features %.2f s, tf-idf "
-         "%.2f s (embed_s: LSA fit + projection, or random-projection "
-         "encoding)\n", n, k, dim, feat_s, tfidf_s);
+  printf("segmentd on %zu texts, k=%d, dim %d, k-means 10 restarts, 300 "
+         "iterations, tol %g; features %.2f s, tf-idf %.2f s\n(embed_s: LSA "
+         "fit + projection, or random-projection encoding)\n", n, k, dim,
+         (double)ev_tol, feat_s, tfidf_s);
   ev_print(runs, nr, names, 4, nseeds);
   if (json) ev_json(json, runs, nr, n, k, feat_s, tfidf_s);
 

@@ -94,6 +94,9 @@ static const opt_row opt_rows[] = {
      "rows scored by the silhouette when choosing K"},
     {"restarts", "SEGMENTD_RESTARTS", OPT_LONG, O(restarts), "10", 1, 100,
      "k-means++ restarts of a final re-cluster fit (best inertia kept)"},
+    {"k-tolerance", "SEGMENTD_K_TOLERANCE", OPT_DOUBLE, O(k_tolerance), "0.05",
+     0, 0.5, "automatic K: the smallest K whose silhouette is within this "
+     "share of the best"},
 };
 #undef O
 #define OPT_N (sizeof(opt_rows) / sizeof(opt_rows[0]))

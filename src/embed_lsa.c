@@ -8,7 +8,7 @@
  *      that occur; Omega (u x l, l = dim + oversample) is standard Gaussian
  *      from a seeded xoshiro256** stream.
  *   2. Range finder: Q = orth(X Omega), then power_iters times
- *      Q = orth(X orth(X^T Q)). Sparse-times-dense products are one
+ *      Q = orth(X orth1(X^T Q)). Sparse-times-dense products are one
  *      cblas_saxpy of length l per nonzero.
  *   3. B = Q^T X is kept as its transpose W = X^T Q (u x l). The l x l
  *      matrix B B^T = W^T W is diagonalised by cyclic Jacobi in double:
@@ -21,7 +21,10 @@
  * A <- A R^-1 by cblas_strmm in place; twice, so Q is orthonormal to float
  * precision even when A is ill-conditioned. Doubles in the small l x l
  * parts cost nothing and keep the squared condition number of the Gram
- * matrix harmless.
+ * matrix harmless. orth1() is a single pass, used on X^T Q: with Q
+ * orthonormal its condition number is at most sigma_1 / sigma_l, so one
+ * pass renormalises it well enough, and the u x l Gram matrices are the
+ * dominant cost of the fit (u, the buckets, is usually several times n).
  *
  * The fitted table holds the sorted bucket ids and one row of dim floats
  * per bucket; sd_lsa_project finds rows by binary search. Signs are fixed
@@ -355,7 +358,8 @@ static void lsa_tri_inv(lsa_ws *w) {
       const double *rr = r + (size_t)i * (size_t)l;
       if (rr[i] == 0.0) continue;
       double s = 0.0;
-      for (int k = i + 1; k <= c; k++) s += rr[k] * ri[(size_t)k * (size_t)l + c];
+      for (int k = i + 1; k <= c; k++)
+        s += rr[k] * ri[(size_t)k * (size_t)l + c];
       ri[(size_t)i * (size_t)l + c] = -s / rr[i];
     }
   }
@@ -367,7 +371,8 @@ static void lsa_orth_pass(float *a, size_t rows, lsa_ws *w) {
   lsa_gram(a, rows, w);
   lsa_chol(w);
   lsa_tri_inv(w);
-  for (size_t e = 0; e < (size_t)l * (size_t)l; e++) w->rif[e] = (float)w->ri[e];
+  for (size_t e = 0; e < (size_t)l * (size_t)l; e++)
+    w->rif[e] = (float)w->ri[e];
   cblas_strmm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans,
               CblasNonUnit, (int)rows, l, 1.0f, w->rif, l, a, l);
 }
@@ -399,7 +404,7 @@ static void lsa_jacobi(double *a, int n, double *e, double *lam) {
         double apq = a[p * N + q];
         double app = a[p * N + p], aqq = a[q * N + q];
         if (fabs(apq) <= 1e-18 * (fabs(app) + fabs(aqq))) {
-          a[p * N + q] = a[q * N + p] = 0.0; /* below rounding of the diagonal */
+          a[p * N + q] = a[q * N + p] = 0.0; /* below the diagonal's noise */
           continue;
         }
         double theta = (aqq - app) / (2.0 * apq);
@@ -473,7 +478,7 @@ static void lsa_range(const lsa_x *x, int l, int iters, uint64_t seed,
   lsa_orth(y, x->m->n_rows, ws);
   for (int it = 0; it < iters; it++) {
     lsa_mul_t(x, y, l, w);
-    lsa_orth(w, x->u, ws);
+    lsa_orth_pass(w, x->u, ws); /* orth1: see the top of the file */
     lsa_mul(x, w, l, y);
     lsa_orth(y, x->m->n_rows, ws);
   }

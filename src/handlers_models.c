@@ -31,13 +31,14 @@ static int field_problem(sd_reply *rep, const char *field, const char *what) {
                         json_pack("[{s:s,s:s}]", "field", field, "problem", what));
 }
 
-/* Reads {"algorithm","k","wait","refit_encoder"}; fills req and *wait. */
+/* Reads {"algorithm","k","wait","refit_encoder","seed"}; fills req, *wait. */
 static int recluster_body(sd_req *r, sd_reply *rep, sd_recluster_req *req,
                           int *wait) {
   json_t *b = r->body_len ? h_body_object(r, rep) : json_object();
   if (!b) return SD_EINVALID;
   json_t *algo = json_object_get(b, "algorithm"), *k = json_object_get(b, "k");
   json_t *w = json_object_get(b, "wait"), *refit = json_object_get(b, "refit_encoder");
+  json_t *seed = json_object_get(b, "seed");
   int rc = 0;
   if (algo && (!json_is_string(algo) ||
                sd_algo_parse(json_string_value(algo), &req->algo) < 0))
@@ -46,6 +47,8 @@ static int recluster_body(sd_req *r, sd_reply *rep, sd_recluster_req *req,
            (!json_is_integer(k) || json_integer_value(k) < 1 ||
             json_integer_value(k) > r->cfg->k_max))
     rc = field_problem(rep, "k", "must be an integer from 1 to --k-max");
+  else if (seed && (!json_is_integer(seed) || json_integer_value(seed) < 0))
+    rc = field_problem(rep, "seed", "must be a non-negative integer");
   else if ((w && !json_is_boolean(w)) || (refit && !json_is_boolean(refit)))
     rc = field_problem(rep, w && !json_is_boolean(w) ? "wait" : "refit_encoder",
                        "must be true or false");
@@ -53,6 +56,7 @@ static int recluster_body(sd_req *r, sd_reply *rep, sd_recluster_req *req,
     req->k = json_is_integer(k) ? (int)json_integer_value(k) : 0;
     *wait = json_is_true(w);
     if (refit) req->refit_encoder = json_is_true(refit);
+    if (seed) req->seed = (uint64_t)json_integer_value(seed);
   }
   json_decref(b);
   return rc;

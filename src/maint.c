@@ -64,7 +64,7 @@ static mjob *job_next_queued(sd_maint *m) {
 
 static int req_equal(const sd_recluster_req *a, const sd_recluster_req *b) {
   return a->space == b->space && a->algo == b->algo && a->k == b->k &&
-         a->refit_encoder == b->refit_encoder;
+         a->refit_encoder == b->refit_encoder && a->seed == b->seed;
 }
 
 int sd_maint_submit(sd_maint *m, const sd_recluster_req *req,

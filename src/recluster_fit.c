@@ -118,9 +118,7 @@ typedef struct {
   const sd_recluster_req *req;
   const rc_points *p;
   const sd_tree *tree; /* hierarchical: cut this tree; NULL: k-means */
-  json_t *scores;
-  int best_k;
-  double best;
+  json_t *scores;      /* [{"k", "silhouette"}] in the order tried */
 } k_search;
 
 /* Fits k (quickly) and records its silhouette. */
@@ -133,33 +131,65 @@ static int k_try(k_search *s, int k) {
   if (rc == 0)
     rc = sd_silhouette(s->p->x, s->p->n, s->p->dim, f.labels, f.k, 1,
                        (size_t)s->cfg->silhouette_sample, s->req->seed, &sil);
-  if (rc == 0) {
+  if (rc == 0)
     json_array_append_new(s->scores, json_pack("{s:i,s:f}", "k", k,
                                                "silhouette", sil));
-    if (s->best_k == 0 || sil > s->best) s->best = sil, s->best_k = k;
-  }
   rc_fit_free(&f);
   return rc;
 }
 
-static int k_select(k_search *s) {
+/*
+ * The smallest K whose silhouette is within --k-tolerance of the best one
+ * tried. On short texts the silhouette keeps creeping up as K grows (every
+ * split of a loose topic helps a little), so the best score alone drifts to
+ * the top of the range; the most parsimonious K that scores about as well
+ * is the one-standard-error habit applied to clustering. A well separated
+ * structure has a sharp peak and is chosen exactly.
+ */
+static int k_choose(const k_search *s) {
+  double best = -2;
+  size_t i;
+  json_t *o;
+  json_array_foreach(s->scores, i, o)
+    if (json_real_value(json_object_get(o, "silhouette")) > best)
+      best = json_real_value(json_object_get(o, "silhouette"));
+  double bar = best > 0 ? best * (1.0 - s->cfg->k_tolerance) : best;
+  int k = 0;
+  json_array_foreach(s->scores, i, o) {
+    int ki = (int)json_integer_value(json_object_get(o, "k"));
+    if (json_real_value(json_object_get(o, "silhouette")) >= bar && (!k || ki < k))
+      k = ki;
+  }
+  return k;
+}
+
+static int k_tried(const k_search *s, int k) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(s->scores, i, o)
+    if (json_integer_value(json_object_get(o, "k")) == k) return 1;
+  return 0;
+}
+
+/* A geometric grid, then a refinement between the chosen K's neighbours. */
+static int k_select(k_search *s, int *chosen) {
   int ks[K_GRID], m = k_grid(s->cfg, s->p->n, ks), rc = 0;
   for (int i = 0; i < m && rc == 0; i++) rc = k_try(s, ks[i]);
-  int at = 0;
-  while (at < m && ks[at] != s->best_k) at++;
+  if (rc < 0) return rc;
+  int pick = k_choose(s), at = 0;
+  while (at < m && ks[at] != pick) at++;
   int lo = at > 0 ? ks[at - 1] : ks[0], hi = at + 1 < m ? ks[at + 1] : ks[m - 1];
-  for (int j = 1; j <= 4 && rc == 0; j++) { /* refine around the best */
+  for (int j = 1; j <= 4 && rc == 0; j++) {
     int k = lo + (int)lround((double)(hi - lo) * j / 5.0);
-    int seen = 0;
-    for (int i = 0; i < m; i++) seen |= ks[i] == k;
-    if (!seen && k >= 2 && (size_t)k <= s->p->n) rc = k_try(s, k);
+    if (!k_tried(s, k) && k >= 2 && (size_t)k <= s->p->n) rc = k_try(s, k);
   }
+  *chosen = k_choose(s);
   return rc;
 }
 
 int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
                  const rc_points *p, rc_fit *out, json_t *quality) {
-  k_search s = {cfg, req, p, NULL, json_array(), 0, 0};
+  k_search s = {cfg, req, p, NULL, json_array()};
   sd_tree tree = {0};
   int rc = s.scores ? 0 : SD_ENOMEM;
   const char *method = req->algo == SD_ALGO_DENSITY ? "density"
@@ -171,8 +201,7 @@ int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
   }
   int k = req->k;
   if (rc == 0 && !k && req->algo != SD_ALGO_DENSITY) {
-    rc = k_select(&s);
-    k = s.best_k;
+    rc = k_select(&s, &k);
   }
   if (rc == 0 && req->algo == SD_ALGO_HIER) {
     memset(out, 0, sizeof(*out));
@@ -185,8 +214,9 @@ int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
   sd_tree_free(&tree);
   if (rc == 0)
     json_object_set_new(quality, "k_selection",
-                        json_pack("{s:s,s:i,s:o}", "method", method, "chosen",
-                                  out->k, "scores", s.scores));
+                        json_pack("{s:s,s:i,s:f,s:o}", "method", method,
+                                  "chosen", out->k, "tolerance",
+                                  cfg->k_tolerance, "scores", s.scores));
   else
     json_decref(s.scores);
   return rc;
