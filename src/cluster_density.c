@@ -53,6 +53,7 @@
 #include <string.h>
 
 #include "segmentd/err.h"
+#include "segmentd/rng.h"
 
 #define DENS_MAX_DIM 65536        /* same sanity cap as k-means */
 #define DENS_MAX_POINTS (1u << 20) /* cap on worked rows (ids are int32) */
@@ -63,10 +64,6 @@
 #define DENS_DEF_MCS 15
 #define DENS_DEF_POINTS 20000
 #define DENS_LAMBDA_MAX 1e300     /* lambda of a zero distance */
-
-typedef struct {
-  uint64_t s[4];
-} dens_rng;
 
 typedef struct {
   int32_t a, b; /* points (worked-row ids), a < b */
@@ -103,36 +100,6 @@ typedef struct {
   int32_t *bj;            /* s: its other end (position) */
 } dens_perm;
 
-/* ---- PRNG: splitmix64 to seed xoshiro256** (as in cluster_kmeans.c) ---- */
-
-static uint64_t dens_splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static uint64_t dens_rotl(uint64_t v, int b) {
-  return (v << b) | (v >> (64 - b));
-}
-
-static uint64_t dens_rng_next(dens_rng *r) {
-  uint64_t *s = r->s;
-  uint64_t out = dens_rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = dens_rotl(s[3], 45);
-  return out;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double dens_rng_unit(dens_rng *r) {
-  return (double)(dens_rng_next(r) >> 11) * 0x1.0p-53;
-}
 
 /* ---- memory ---- */
 
@@ -185,12 +152,12 @@ static int dens_ws_init(dens_ws *w) {
 
 /* Picks w->s of the n rows uniformly (Algorithm S: increasing indices). */
 static void dens_pick(dens_ws *w, uint64_t seed) {
-  dens_rng rng;
+  sd_rng rng;
   size_t got = 0, s = (size_t)w->s;
-  for (int i = 0; i < 4; i++) rng.s[i] = dens_splitmix64(&seed);
+  sd_rng_init(&rng, seed);
   for (size_t i = 0; i < w->n && got < s; i++) {
     double need = (double)(s - got), left = (double)(w->n - i);
-    if (s == w->n || dens_rng_unit(&rng) * left < need) w->sidx[got++] = i;
+    if (s == w->n || sd_rng_unit(&rng) * left < need) w->sidx[got++] = i;
   }
 }
 

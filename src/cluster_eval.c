@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "segmentd/err.h"
+#include "segmentd/rng.h"
 
 #define EVAL_MAX_ASSIGN 4096       /* sd_hungarian_max: rows and columns */
 #define EVAL_MAX_LABELS (1 << 20)  /* label range of the agreement inputs */
@@ -70,40 +71,6 @@ static void *eval_calloc(size_t a, size_t b, size_t size) {
   return calloc(a * b, size);
 }
 
-/* ---- PRNG: splitmix64 to seed xoshiro256** (Blackman & Vigna) ---- */
-
-typedef struct {
-  uint64_t s[4];
-} eval_rng;
-
-static uint64_t eval_splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static void eval_rng_init(eval_rng *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) r->s[i] = eval_splitmix64(&seed);
-}
-
-static uint64_t eval_rotl(uint64_t v, int b) {
-  return (v << b) | (v >> (64 - b));
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double eval_rng_unit(eval_rng *r) {
-  uint64_t *s = r->s;
-  uint64_t out = eval_rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = eval_rotl(s[3], 45);
-  return (double)(out >> 11) * 0x1.0p-53;
-}
 
 /* ---- Hungarian assignment ---- */
 
@@ -532,13 +499,13 @@ static size_t eval_sil_scan(eval_sil *w, int k, int *rc) {
  * uniform sample without replacement (Knuth's Algorithm S, one pass).
  */
 static void eval_sil_sample(eval_sil *w, size_t m, uint64_t seed) {
-  eval_rng rng;
+  sd_rng rng;
   size_t got = 0, seen = 0;
-  eval_rng_init(&rng, seed);
+  sd_rng_init(&rng, seed);
   for (size_t i = 0; i < w->n && got < w->ns; i++) {
     if (w->lab[i] < 0) continue;
     double need = (double)(w->ns - got), left = (double)(m - seen++);
-    if (w->ns == m || eval_rng_unit(&rng) * left < need) w->sidx[got++] = i;
+    if (w->ns == m || sd_rng_unit(&rng) * left < need) w->sidx[got++] = i;
   }
 }
 

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "segmentd/err.h"
+#include "segmentd/rng.h"
 
 #define KMEANS_XBLOCK (1u << 19)  /* bytes of x per sgemm block (L2-sized) */
 #define KMEANS_SCRATCH (1u << 20) /* most bytes of sgemm output per block */
@@ -41,10 +42,6 @@
 #define KMEANS_MAX_TRIALS 32      /* 2 + ln(INT_MAX) < 32 */
 #define KMEANS_SEED_PER_K 256     /* seeding sample: rows per cluster... */
 #define KMEANS_SEED_BYTES (64u << 20) /* ...within this many bytes */
-
-typedef struct {
-  uint64_t s[4];
-} kmeans_rng;
 
 typedef struct {
   const float *x; /* n x dim, borrowed */
@@ -68,47 +65,6 @@ typedef struct {
   size_t *counts;  /* k: rows per cluster, idem */
   int32_t *blab;   /* rows: new labels of one block */
 } kmeans_ws;
-
-/* ---- PRNG: splitmix64 to seed xoshiro256** (Blackman & Vigna) ---- */
-
-static uint64_t kmeans_splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static void kmeans_rng_init(kmeans_rng *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) r->s[i] = kmeans_splitmix64(&seed);
-}
-
-static uint64_t kmeans_rotl(uint64_t v, int b) {
-  return (v << b) | (v >> (64 - b));
-}
-
-static uint64_t kmeans_rng_next(kmeans_rng *r) {
-  uint64_t *s = r->s;
-  uint64_t out = kmeans_rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = kmeans_rotl(s[3], 45);
-  return out;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double kmeans_rng_unit(kmeans_rng *r) {
-  return (double)(kmeans_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* Uniform in [0, n), n >= 1. */
-static size_t kmeans_rng_below(kmeans_rng *r, size_t n) {
-  size_t i = (size_t)(kmeans_rng_unit(r) * (double)n);
-  return i < n ? i : n - 1;
-}
 
 /* ---- memory and sizes ---- */
 
@@ -191,11 +147,11 @@ static void kmeans_block_argmin(const float *scores, int rows, const float *cn,
  * sampling, Knuth's Algorithm S: one pass, increasing indices) and stores
  * them transposed in w->sxt, 16 rows at a time, with their norms.
  */
-static void kmeans_sample_rows(kmeans_ws *w, kmeans_rng *rng) {
+static void kmeans_sample_rows(kmeans_ws *w, sd_rng *rng) {
   size_t dim = (size_t)w->dim, sn = w->sn, got = 0;
   for (size_t i = 0; i < w->n && got < sn; i++) {
     double need = (double)(sn - got), left = (double)(w->n - i);
-    if (kmeans_rng_unit(rng) * left < need) w->sidx[got++] = i;
+    if (sd_rng_unit(rng) * left < need) w->sidx[got++] = i;
   }
   for (size_t r0 = 0; r0 < sn; r0 += 16) {
     size_t r1 = sn - r0 < 16 ? sn : r0 + 16;
@@ -207,11 +163,11 @@ static void kmeans_sample_rows(kmeans_ws *w, kmeans_rng *rng) {
 }
 
 /* Draws a row with probability dist[i] / sum(dist); uniform if all 0. */
-static size_t kmeans_draw(const kmeans_ws *w, kmeans_rng *rng) {
+static size_t kmeans_draw(const kmeans_ws *w, sd_rng *rng) {
   size_t lo = 0, hi = w->sn - 1;
   double total = w->cum[hi];
-  if (!(total > 0)) return kmeans_rng_below(rng, w->sn);
-  double r = kmeans_rng_unit(rng) * total;
+  if (!(total > 0)) return sd_rng_below(rng, w->sn);
+  double r = sd_rng_unit(rng) * total;
   if (!(w->cum[hi] > r)) { /* rounding: take the last row with weight */
     while (hi > 0 && !(w->dist[hi] > 0)) hi--;
     return hi;
@@ -260,12 +216,12 @@ static void kmeans_try(kmeans_ws *w, int m, double *pot) {
  * Picks w->k seeds among the sampled rows into w->cent: the first uniformly,
  * each next one the best of w->trials D^2 draws by resulting potential.
  */
-static void kmeans_seed(kmeans_ws *w, kmeans_rng *rng) {
+static void kmeans_seed(kmeans_ws *w, sd_rng *rng) {
   size_t sn = w->sn, dim = (size_t)w->dim, ids[KMEANS_MAX_TRIALS];
   double pot[KMEANS_MAX_TRIALS];
   kmeans_sample_rows(w, rng);
   for (size_t i = 0; i < sn; i++) w->dist[i] = INFINITY;
-  ids[0] = kmeans_rng_below(rng, sn);
+  ids[0] = sd_rng_below(rng, sn);
   for (int c = 0; c < w->k; c++) {
     int m = c == 0 ? 1 : w->trials, best = 0;
     if (c > 0) {
@@ -398,7 +354,7 @@ static void kmeans_mstep(kmeans_ws *w) {
  * than tol relatively. Ends with labels and inertia consistent with w->cent.
  */
 static double kmeans_run(kmeans_ws *w, const sd_kmeans_opts *o,
-                         kmeans_rng *rng, int *iters) {
+                         sd_rng *rng, int *iters) {
   int it = 0;
   size_t moved;
   kmeans_seed(w, rng);
@@ -527,8 +483,8 @@ static int kmeans_check(const float *x, size_t n, int dim,
 /* Runs the restarts, copying each better one into out. */
 static void kmeans_restarts(kmeans_ws *w, const sd_kmeans_opts *o,
                             sd_kmeans_result *out) {
-  kmeans_rng rng;
-  kmeans_rng_init(&rng, o->seed);
+  sd_rng rng;
+  sd_rng_init(&rng, o->seed);
   for (int r = 0; r < o->restarts; r++) {
     int iters = 0;
     double inertia = kmeans_run(w, o, &rng, &iters);

@@ -9,6 +9,7 @@
  */
 #include "segmentd/embed.h"
 #include "segmentd/err.h"
+#include "segmentd/rng.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -65,11 +66,7 @@ void sd_encoder_observe(sd_encoder *e, const sd_sparse *f) {
 static void enc_row(const sd_encoder *e, uint32_t bucket, float s, float *row) {
   uint64_t x = e->seed ^ ((uint64_t)bucket * 0x9e3779b97f4a7c15ULL);
   for (int j = 0; j < e->dim; j += 64) {
-    x += 0x9e3779b97f4a7c15ULL; /* splitmix64 */
-    uint64_t z = x;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
+    uint64_t z = sd_splitmix64(&x);
     int lim = e->dim - j < 64 ? e->dim - j : 64;
     for (int b = 0; b < lim; b++) row[j + b] = ((z >> b) & 1) ? s : -s;
   }

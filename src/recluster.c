@@ -6,6 +6,7 @@
 
 #include "segmentd/err.h"
 #include "segmentd/log.h"
+#include "segmentd/rng.h"
 #include "segmentd/snapshot.h"
 #include "segmentd/store.h"
 #include "segmentd/timeutil.h"
@@ -72,13 +73,6 @@ static void heap_down(rc_keyed *h, size_t n, size_t i) {
   }
 }
 
-static uint64_t rc_rand(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 static int cmp_rowid(const void *a, const void *b) {
   int64_t x = ((const rc_keyed *)a)->rowid, y = ((const rc_keyed *)b)->rowid;
   return (x > y) - (x < y);
@@ -98,7 +92,7 @@ static int sample_draw(const sd_config *cfg, int space, uint64_t seed,
   double hl = cfg->half_life_days * 86400e3, now = (double)sd_now_ms();
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    double u = ((double)(rc_rand(&seed) >> 11) + 0.5) / 9007199254740992.0;
+    double u = ((double)(sd_splitmix64(&seed) >> 11) + 0.5) / 9007199254740992.0;
     double age = now - (double)sqlite3_column_int64(st, 1);
     double key = log(u) * exp2((age > 0 ? age : 0) / hl);
     rc_keyed item = {key, sqlite3_column_int64(st, 0)};

@@ -11,6 +11,7 @@
 #include "segmentd/cluster_kmeans.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
+#include "segmentd/rng.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -224,19 +225,12 @@ int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
 
 /* ---- quality and stability ---- */
 
-static uint64_t fit_rand(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 /* A subsample of m of the n rows (partial Fisher-Yates), copied out. */
 static int subsample(const rc_points *p, size_t m, uint64_t seed,
                      size_t *idx, float *xs) {
   for (size_t i = 0; i < p->n; i++) idx[i] = i;
   for (size_t i = 0; i < m; i++) {
-    size_t j = i + (size_t)(fit_rand(&seed) % (p->n - i));
+    size_t j = i + (size_t)(sd_splitmix64(&seed) % (p->n - i));
     size_t t = idx[i];
     idx[i] = idx[j];
     idx[j] = t;
