@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "segmentd/alloc.h"
 #include "segmentd/err.h"
 #include "segmentd/rng.h"
 
@@ -103,13 +104,6 @@ typedef struct {
 
 /* ---- memory ---- */
 
-/* malloc(a * b * size) with the product checked; NULL on overflow. */
-static void *dens_alloc(size_t a, size_t b, size_t size) {
-  if (a == 0 || b == 0) return malloc(1);
-  if (b > SIZE_MAX / a || size > SIZE_MAX / (a * b)) return NULL;
-  return malloc(a * b * size);
-}
-
 static void dens_ws_free(dens_ws *w) {
   free(w->sidx);
   free(w->xs);
@@ -128,18 +122,18 @@ static void dens_ws_free(dens_ws *w) {
 
 static int dens_ws_init(dens_ws *w) {
   size_t s = (size_t)w->s, d = (size_t)w->dim, k = (size_t)w->K;
-  w->sidx = dens_alloc(s, 1, sizeof(size_t));
-  w->xs = dens_alloc(s, d, sizeof(float));
-  w->base = dens_alloc(s, 1, sizeof(float));
-  w->mean = dens_alloc(d, 1, sizeof(double));
-  w->nd = dens_alloc(s, k, sizeof(float));
-  w->nid = dens_alloc(s, k, sizeof(int32_t));
-  w->ncnt = dens_alloc(s, 1, sizeof(int32_t));
-  w->core = dens_alloc(s, 1, sizeof(float));
-  w->tile = dens_alloc(DENS_TILE, DENS_TILE, sizeof(float));
-  w->uf = dens_alloc(s, 1, sizeof(int32_t));
-  w->comp = dens_alloc(s, 1, sizeof(int32_t));
-  w->mst = dens_alloc(s, 1, sizeof(dens_edge));
+  w->sidx = sd_malloc_n(s, 1, sizeof(size_t));
+  w->xs = sd_malloc_n(s, d, sizeof(float));
+  w->base = sd_malloc_n(s, 1, sizeof(float));
+  w->mean = sd_malloc_n(d, 1, sizeof(double));
+  w->nd = sd_malloc_n(s, k, sizeof(float));
+  w->nid = sd_malloc_n(s, k, sizeof(int32_t));
+  w->ncnt = sd_malloc_n(s, 1, sizeof(int32_t));
+  w->core = sd_malloc_n(s, 1, sizeof(float));
+  w->tile = sd_malloc_n(DENS_TILE, DENS_TILE, sizeof(float));
+  w->uf = sd_malloc_n(s, 1, sizeof(int32_t));
+  w->comp = sd_malloc_n(s, 1, sizeof(int32_t));
+  w->mst = sd_malloc_n(s, 1, sizeof(dens_edge));
   if (!w->sidx || !w->xs || !w->base || !w->mean || !w->nd || !w->nid ||
       !w->ncnt || !w->core || !w->tile || !w->uf || !w->comp || !w->mst) {
     dens_ws_free(w);
@@ -367,9 +361,9 @@ static float dens_listed(const dens_ws *w, int32_t i, float *cw, int32_t *cj) {
  */
 static int dens_cert_round(dens_ws *w) {
   int32_t nc = w->ncomp;
-  float *bw = dens_alloc((size_t)nc, 1, sizeof(float));
-  float *lb = dens_alloc((size_t)nc, 1, sizeof(float));
-  int32_t *ba = dens_alloc((size_t)nc, 2, sizeof(int32_t));
+  float *bw = sd_malloc_n((size_t)nc, 1, sizeof(float));
+  float *lb = sd_malloc_n((size_t)nc, 1, sizeof(float));
+  int32_t *ba = sd_malloc_n((size_t)nc, 2, sizeof(int32_t));
   if (!bw || !lb || !ba) {
     free(bw);
     free(lb);
@@ -414,14 +408,14 @@ static void dens_perm_free(dens_perm *p) {
 static int dens_perm_alloc(const dens_ws *w, dens_perm *p) {
   size_t s = (size_t)w->s, tiles = s / DENS_TILE + 1;
   memset(p, 0, sizeof *p);
-  p->x = dens_alloc(s, (size_t)w->dim, sizeof(float));
-  p->base = dens_alloc(s, 1, sizeof(float));
-  p->core = dens_alloc(s, 1, sizeof(float));
-  p->comp = dens_alloc(s, 1, sizeof(int32_t));
-  p->id = dens_alloc(s, 1, sizeof(int32_t));
-  p->tcomp = dens_alloc(tiles, 1, sizeof(int32_t));
-  p->bw = dens_alloc(s, 1, sizeof(float));
-  p->bj = dens_alloc(s, 1, sizeof(int32_t));
+  p->x = sd_malloc_n(s, (size_t)w->dim, sizeof(float));
+  p->base = sd_malloc_n(s, 1, sizeof(float));
+  p->core = sd_malloc_n(s, 1, sizeof(float));
+  p->comp = sd_malloc_n(s, 1, sizeof(int32_t));
+  p->id = sd_malloc_n(s, 1, sizeof(int32_t));
+  p->tcomp = sd_malloc_n(tiles, 1, sizeof(int32_t));
+  p->bw = sd_malloc_n(s, 1, sizeof(float));
+  p->bj = sd_malloc_n(s, 1, sizeof(int32_t));
   if (!p->x || !p->base || !p->core || !p->comp || !p->id || !p->tcomp ||
       !p->bw || !p->bj) {
     dens_perm_free(p);
@@ -505,7 +499,7 @@ static void dens_visit_min(dens_perm *p, const float *tile, int32_t i0, int bi,
 
 /* An exact Borůvka round: every component adds its cheapest edge. */
 static int dens_boruvka_pass(dens_ws *w, dens_perm *p) {
-  int32_t nc = w->ncomp, *best = dens_alloc((size_t)nc, 1, sizeof(int32_t));
+  int32_t nc = w->ncomp, *best = sd_malloc_n((size_t)nc, 1, sizeof(int32_t));
   int rc = best ? dens_perm_fill(w, p) : SD_ENOMEM;
   if (rc) {
     free(best);
@@ -564,8 +558,8 @@ static void dens_visit_table(dens_perm *p, const float *tile, int32_t i0,
 static int dens_table_prim(dens_ws *w, const dens_perm *p,
                            const dens_table *tb) {
   int32_t nc = tb->nc, cur = 0;
-  float *key = dens_alloc((size_t)nc, 1, sizeof(float));
-  int32_t *from = dens_alloc((size_t)nc, 1, sizeof(int32_t));
+  float *key = sd_malloc_n((size_t)nc, 1, sizeof(float));
+  int32_t *from = sd_malloc_n((size_t)nc, 1, sizeof(int32_t));
   if (!key || !from) {
     free(key);
     free(from);
@@ -603,8 +597,8 @@ static int dens_table_pass(dens_ws *w, dens_perm *p) {
   dens_table tb;
   size_t cells = (size_t)w->ncomp * (size_t)w->ncomp;
   tb.nc = w->ncomp;
-  tb.tw = dens_alloc(cells, 1, sizeof(float));
-  tb.ta = dens_alloc(cells, 2, sizeof(int32_t));
+  tb.tw = sd_malloc_n(cells, 1, sizeof(float));
+  tb.ta = sd_malloc_n(cells, 2, sizeof(int32_t));
   int rc = tb.tw && tb.ta ? dens_perm_fill(w, p) : SD_ENOMEM;
   if (rc == 0) {
     for (size_t c = 0; c < cells; c++) tb.tw[c] = INFINITY;
@@ -672,13 +666,13 @@ static int dens_edge_cmp(const void *pa, const void *pb) {
 /* Single-linkage merges from the MST, cheapest first. */
 static int dens_linkage(dens_ws *w, dens_link *l) {
   int32_t s = w->s, m = s - 1;
-  int32_t *node = dens_alloc((size_t)s, 1, sizeof(int32_t));
+  int32_t *node = sd_malloc_n((size_t)s, 1, sizeof(int32_t));
   memset(l, 0, sizeof *l);
   l->s = s;
-  l->left = dens_alloc((size_t)s, 1, sizeof(int32_t));
-  l->right = dens_alloc((size_t)s, 1, sizeof(int32_t));
-  l->size = dens_alloc((size_t)s, 1, sizeof(int32_t));
-  l->dist = dens_alloc((size_t)s, 1, sizeof(float));
+  l->left = sd_malloc_n((size_t)s, 1, sizeof(int32_t));
+  l->right = sd_malloc_n((size_t)s, 1, sizeof(int32_t));
+  l->size = sd_malloc_n((size_t)s, 1, sizeof(int32_t));
+  l->dist = sd_malloc_n((size_t)s, 1, sizeof(float));
   if (!node || !l->left || !l->right || !l->size || !l->dist) {
     free(node);
     dens_link_free(l);
@@ -765,11 +759,11 @@ static int dens_condense(const dens_link *l, int mcs, dens_ctree *ct) {
   int32_t s = l->s;
   size_t nodes = 2 * (size_t)s - 1;
   memset(ct, 0, sizeof *ct);
-  ct->parent = dens_alloc((size_t)s + 1, 1, sizeof(int32_t));
-  ct->birth = dens_alloc((size_t)s + 1, 1, sizeof(double));
-  ct->stab = dens_alloc((size_t)s + 1, 1, sizeof(double));
-  ct->nlab = dens_alloc(nodes, 1, sizeof(int32_t));
-  ct->fell = dens_alloc(nodes, 1, sizeof(uint8_t));
+  ct->parent = sd_malloc_n((size_t)s + 1, 1, sizeof(int32_t));
+  ct->birth = sd_malloc_n((size_t)s + 1, 1, sizeof(double));
+  ct->stab = sd_malloc_n((size_t)s + 1, 1, sizeof(double));
+  ct->nlab = sd_malloc_n(nodes, 1, sizeof(int32_t));
+  ct->fell = sd_malloc_n(nodes, 1, sizeof(uint8_t));
   if (!ct->parent || !ct->birth || !ct->stab || !ct->nlab || !ct->fell) {
     dens_ctree_free(ct);
     return SD_ENOMEM;
@@ -825,8 +819,8 @@ static int dens_hdbscan(dens_ws *w, int32_t *lab) {
   rc = dens_condense(&l, w->mcs, &ct);
   dens_link_free(&l);
   if (rc) return rc;
-  int32_t *sel = dens_alloc((size_t)ct.n, 1, sizeof(int32_t));
-  int32_t *out = dens_alloc((size_t)ct.n, 1, sizeof(int32_t));
+  int32_t *sel = sd_malloc_n((size_t)ct.n, 1, sizeof(int32_t));
+  int32_t *out = sd_malloc_n((size_t)ct.n, 1, sizeof(int32_t));
   rc = sel && out ? dens_select(&ct, sel, out) : SD_ENOMEM;
   for (int32_t i = 0; rc >= 0 && i < w->s; i++) {
     int32_t c = sel[ct.nlab[i]];
@@ -870,15 +864,15 @@ static int dens_rest_init(const dens_ws *w, const int32_t *lab, dens_rest *r) {
   memset(r, 0, sizeof *r);
   for (int32_t i = 0; i < w->s; i++) q += lab[i] >= 0;
   r->q = q;
-  r->xq = dens_alloc(q, d, sizeof(float));
-  r->bq = dens_alloc(q, 1, sizeof(float));
-  r->cq = dens_alloc(q, 1, sizeof(float));
-  r->lq = dens_alloc(q, 1, sizeof(int32_t));
-  r->xr = dens_alloc(DENS_TILE, d, sizeof(float));
-  r->br = dens_alloc(DENS_TILE, 1, sizeof(float));
-  r->bd = dens_alloc(DENS_TILE, 1, sizeof(float));
-  r->bj = dens_alloc(DENS_TILE, 1, sizeof(int32_t));
-  r->rid = dens_alloc(DENS_TILE, 1, sizeof(size_t));
+  r->xq = sd_malloc_n(q, d, sizeof(float));
+  r->bq = sd_malloc_n(q, 1, sizeof(float));
+  r->cq = sd_malloc_n(q, 1, sizeof(float));
+  r->lq = sd_malloc_n(q, 1, sizeof(int32_t));
+  r->xr = sd_malloc_n(DENS_TILE, d, sizeof(float));
+  r->br = sd_malloc_n(DENS_TILE, 1, sizeof(float));
+  r->bd = sd_malloc_n(DENS_TILE, 1, sizeof(float));
+  r->bj = sd_malloc_n(DENS_TILE, 1, sizeof(int32_t));
+  r->rid = sd_malloc_n(DENS_TILE, 1, sizeof(size_t));
   if (!r->xq || !r->bq || !r->cq || !r->lq || !r->xr || !r->br || !r->bd ||
       !r->bj || !r->rid) {
     dens_rest_free(r);
@@ -958,7 +952,7 @@ static int dens_assign(const dens_ws *w, const int32_t *lab, int32_t *labels) {
 static int dens_centroids(const dens_ws *w, const int32_t *labels, int k,
                           float *out) {
   size_t d = (size_t)w->dim;
-  double *sums = dens_alloc((size_t)k, d, sizeof(double));
+  double *sums = sd_malloc_n((size_t)k, d, sizeof(double));
   size_t *cnt = calloc((size_t)k + 1, sizeof(size_t));
   if (!sums || !cnt) {
     free(sums);
@@ -1013,8 +1007,8 @@ static int dens_params(const float *x, size_t n, int dim,
 
 /* Everything after the arguments are checked: labels, k, centroids. */
 static int dens_run(dens_ws *w, uint64_t seed, sd_density_result *out) {
-  int32_t *lab = dens_alloc((size_t)w->s, 1, sizeof(int32_t));
-  out->labels = dens_alloc(w->n, 1, sizeof(int32_t));
+  int32_t *lab = sd_malloc_n((size_t)w->s, 1, sizeof(int32_t));
+  out->labels = sd_malloc_n(w->n, 1, sizeof(int32_t));
   if (!lab || !out->labels) {
     free(lab);
     return SD_ENOMEM;
@@ -1031,7 +1025,7 @@ static int dens_run(dens_ws *w, uint64_t seed, sd_density_result *out) {
   }
   free(lab);
   if (rc) return rc;
-  out->centroids = dens_alloc((size_t)out->k, (size_t)w->dim, sizeof(float));
+  out->centroids = sd_malloc_n((size_t)out->k, (size_t)w->dim, sizeof(float));
   if (!out->centroids) return SD_ENOMEM;
   for (size_t i = 0; i < w->n; i++) out->noise += out->labels[i] < 0;
   return dens_centroids(w, out->labels, out->k, out->centroids);

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "segmentd/alloc.h"
 #include "segmentd/err.h"
 #include "segmentd/rng.h"
 
@@ -56,20 +57,6 @@
 #define EVAL_ACC_BYTES (8u << 20)  /* most bytes of per-cluster sums */
 #define EVAL_SCRATCH (1u << 20)    /* most bytes of gemm output per block */
 #define EVAL_ATOL 1e-8             /* np.allclose(v, 0) in Davies-Bouldin */
-
-/* malloc(a * b * size) with the product checked; NULL on overflow. */
-static void *eval_alloc(size_t a, size_t b, size_t size) {
-  if (a == 0 || b == 0) return malloc(1);
-  if (b > SIZE_MAX / a || size > SIZE_MAX / (a * b)) return NULL;
-  return malloc(a * b * size);
-}
-
-/* calloc(a * b, size) with the product checked; NULL on overflow. */
-static void *eval_calloc(size_t a, size_t b, size_t size) {
-  if (a == 0 || b == 0) return calloc(1, 1);
-  if (b > SIZE_MAX / a) return NULL;
-  return calloc(a * b, size);
-}
 
 
 /* ---- Hungarian assignment ---- */
@@ -183,12 +170,12 @@ static int eval_hungarian(eval_hung *h, int32_t *row_to_col) {
   int rc = eval_hung_range(h);
   if (rc) return rc;
   size_t m1 = (size_t)h->m + 1;
-  h->u = eval_calloc((size_t)h->n + 1, 1, sizeof(double));
-  h->v = eval_calloc(m1, 1, sizeof(double));
-  h->minv = eval_alloc(m1, 1, sizeof(double));
-  h->p = eval_calloc(m1, 1, sizeof(int));
-  h->way = eval_calloc(m1, 1, sizeof(int));
-  h->used = eval_alloc(m1, 1, 1);
+  h->u = sd_calloc_n((size_t)h->n + 1, 1, sizeof(double));
+  h->v = sd_calloc_n(m1, 1, sizeof(double));
+  h->minv = sd_malloc_n(m1, 1, sizeof(double));
+  h->p = sd_calloc_n(m1, 1, sizeof(int));
+  h->way = sd_calloc_n(m1, 1, sizeof(int));
+  h->used = sd_malloc_n(m1, 1, 1);
   if (!h->u || !h->v || !h->minv || !h->p || !h->way || !h->used)
     rc = SD_ENOMEM;
   for (int i = 1; rc == 0 && i <= h->n; i++)
@@ -294,15 +281,15 @@ static int eval_present(const int32_t *l, const int32_t *other, size_t n,
 static int eval_agree_init(eval_agree *g, const int32_t *la, int na,
                            const int32_t *lb, int nb, size_t n) {
   memset(g, 0, sizeof *g);
-  g->ma = eval_alloc((size_t)na, 1, sizeof(int32_t));
-  g->mb = eval_alloc((size_t)nb, 1, sizeof(int32_t));
+  g->ma = sd_malloc_n((size_t)na, 1, sizeof(int32_t));
+  g->mb = sd_malloc_n((size_t)nb, 1, sizeof(int32_t));
   if (!g->ma || !g->mb) return SD_ENOMEM;
   g->ka = eval_present(la, lb, n, g->ma, na);
   g->kb = eval_present(lb, la, n, g->mb, nb);
   if ((size_t)g->ka * (size_t)g->kb > EVAL_MAX_CELLS) return SD_EINVAL;
-  g->t = eval_calloc((size_t)g->ka, (size_t)g->kb, sizeof(int64_t));
-  g->ra = eval_calloc((size_t)g->ka, 1, sizeof(int64_t));
-  g->rb = eval_calloc((size_t)g->kb, 1, sizeof(int64_t));
+  g->t = sd_calloc_n((size_t)g->ka, (size_t)g->kb, sizeof(int64_t));
+  g->ra = sd_calloc_n((size_t)g->ka, 1, sizeof(int64_t));
+  g->rb = sd_calloc_n((size_t)g->kb, 1, sizeof(int64_t));
   if (!g->t || !g->ra || !g->rb) return SD_ENOMEM;
   g->n = eval_tabulate(la, lb, n, g->ma, g->mb, g->kb, g->t);
   for (int a = 0; a < g->ka; a++)
@@ -377,7 +364,7 @@ static int eval_accuracy(const eval_agree *g, double *acc) {
   eval_hung h;
   *acc = 1.0;
   if (g->n == 0) return 0;
-  int32_t *match = eval_alloc((size_t)g->ka, 1, sizeof(int32_t));
+  int32_t *match = sd_malloc_n((size_t)g->ka, 1, sizeof(int32_t));
   if (!match) return SD_ENOMEM;
   memset(&h, 0, sizeof h);
   h.si = g->t;
@@ -484,7 +471,7 @@ static size_t eval_sil_scan(eval_sil *w, int k, int *rc) {
     if (w->cmap[w->lab[i]] < 0) w->cmap[w->lab[i]] = w->kp++;
     m++;
   }
-  w->csize = eval_calloc((size_t)w->kp, 1, sizeof(size_t));
+  w->csize = sd_calloc_n((size_t)w->kp, 1, sizeof(size_t));
   if (!w->csize) {
     *rc = SD_ENOMEM;
     return 0;
@@ -515,10 +502,10 @@ static int eval_sil_buffers(eval_sil *w) {
   rows = rows < EVAL_SAMPLE_BLOCK ? rows : EVAL_SAMPLE_BLOCK;
   rows = rows < w->ns ? rows : w->ns;
   w->brows = rows < 1 ? 1 : (int)rows;
-  w->sidx = eval_alloc(w->ns, 1, sizeof(size_t));
-  w->xs = eval_alloc((size_t)w->brows, (size_t)w->dim, sizeof(float));
-  w->scores = eval_alloc((size_t)w->brows, EVAL_XBLOCK, sizeof(float));
-  w->acc = eval_alloc((size_t)w->brows, (size_t)w->kp, sizeof(double));
+  w->sidx = sd_malloc_n(w->ns, 1, sizeof(size_t));
+  w->xs = sd_malloc_n((size_t)w->brows, (size_t)w->dim, sizeof(float));
+  w->scores = sd_malloc_n((size_t)w->brows, EVAL_XBLOCK, sizeof(float));
+  w->acc = sd_malloc_n((size_t)w->brows, (size_t)w->kp, sizeof(double));
   if (!w->sidx || !w->xs || !w->scores || !w->acc) return SD_ENOMEM;
   return 0;
 }
@@ -609,8 +596,8 @@ int sd_silhouette(const float *x, size_t n, int dim, const int32_t *labels,
   w.n = n;
   w.dim = dim;
   w.spherical = spherical ? 1 : 0;
-  w.cmap = eval_alloc((size_t)k, 1, sizeof(int32_t));
-  w.xnorm = eval_alloc(n, 1, sizeof(double));
+  w.cmap = sd_malloc_n((size_t)k, 1, sizeof(int32_t));
+  w.xnorm = sd_malloc_n(n, 1, sizeof(double));
   if (!w.cmap || !w.xnorm) rc = SD_ENOMEM;
   size_t m = rc ? 0 : eval_sil_scan(&w, k, &rc);
   if (rc == 0 && w.kp < 2) rc = SD_EINVAL; /* undefined, sklearn raises */
@@ -682,10 +669,10 @@ static int eval_db_centroids(eval_db *w, const float *centroids, int dim,
   size_t rows = EVAL_SCRATCH / ((size_t)w->kp * sizeof(double));
   rows = rows < (size_t)w->kp ? rows : (size_t)w->kp;
   w->brows = rows < 1 ? 1 : (int)rows;
-  w->pres = eval_alloc((size_t)w->kp, 1, sizeof(int));
-  w->cd = eval_alloc((size_t)w->kp, d, sizeof(double));
-  w->cn = eval_alloc((size_t)w->kp, 1, sizeof(double));
-  w->scores = eval_alloc((size_t)w->brows, (size_t)w->kp, sizeof(double));
+  w->pres = sd_malloc_n((size_t)w->kp, 1, sizeof(int));
+  w->cd = sd_malloc_n((size_t)w->kp, d, sizeof(double));
+  w->cn = sd_malloc_n((size_t)w->kp, 1, sizeof(double));
+  w->scores = sd_malloc_n((size_t)w->brows, (size_t)w->kp, sizeof(double));
   if (!w->pres || !w->cd || !w->cn || !w->scores) return SD_ENOMEM;
   for (int j = 0, q = 0; j < k; j++) {
     if (w->cnt[j] == 0) continue;
@@ -739,8 +726,8 @@ int sd_davies_bouldin(const float *x, size_t n, int dim,
   if (rc) return rc;
   *out = 0.0;
   memset(&w, 0, sizeof w);
-  w.cnt = eval_calloc((size_t)k, 1, sizeof(size_t));
-  w.intra = eval_calloc((size_t)k, 1, sizeof(double));
+  w.cnt = sd_calloc_n((size_t)k, 1, sizeof(size_t));
+  w.intra = sd_calloc_n((size_t)k, 1, sizeof(double));
   rc = (!w.cnt || !w.intra) ? SD_ENOMEM : 0;
   if (rc == 0) rc = eval_db_intra(&w, x, n, dim, labels, centroids);
   if (rc == 0) rc = eval_db_centroids(&w, centroids, dim, k);

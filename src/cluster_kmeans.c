@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "segmentd/alloc.h"
 #include "segmentd/err.h"
 #include "segmentd/rng.h"
 
@@ -67,13 +68,6 @@ typedef struct {
 } kmeans_ws;
 
 /* ---- memory and sizes ---- */
-
-/* malloc(a * b * size) with the product checked; NULL on overflow. */
-static void *kmeans_alloc(size_t a, size_t b, size_t size) {
-  if (a == 0 || b == 0) return malloc(1);
-  if (b > SIZE_MAX / a || size > SIZE_MAX / (a * b)) return NULL;
-  return malloc(a * b * size);
-}
 
 /*
  * Rows of x per sgemm block when each row yields m scores: a cache-sized
@@ -421,22 +415,22 @@ static int kmeans_ws_init(kmeans_ws *w, const float *x, size_t n, int dim,
   w->trials = 2 + (int)log((double)o->k);
   int m = w->k > w->trials ? w->k : w->trials;
   w->rows = kmeans_block_rows(m, dim);
-  w->xnorm = kmeans_alloc(n, 1, sizeof(float));
-  w->dist = kmeans_alloc(n, 1, sizeof(float));
-  w->lab = kmeans_alloc(n, 1, sizeof(int32_t));
+  w->xnorm = sd_malloc_n(n, 1, sizeof(float));
+  w->dist = sd_malloc_n(n, 1, sizeof(float));
+  w->lab = sd_malloc_n(n, 1, sizeof(int32_t));
   w->sn = kmeans_seed_rows(n, w->k, dim);
-  w->sidx = kmeans_alloc(w->sn, 1, sizeof(size_t));
-  w->sxt = kmeans_alloc(w->sn, (size_t)dim, sizeof(float));
-  w->snorm = kmeans_alloc(w->sn, 1, sizeof(float));
-  w->cand = kmeans_alloc(w->sn, (size_t)w->trials, sizeof(float));
-  w->cum = kmeans_alloc(w->sn, 1, sizeof(double));
-  w->scores = kmeans_alloc((size_t)w->rows, (size_t)m, sizeof(float));
-  w->cnorm = kmeans_alloc((size_t)m, 1, sizeof(float));
-  w->cent = kmeans_alloc((size_t)w->k, (size_t)dim, sizeof(float));
-  w->tcent = kmeans_alloc((size_t)w->trials, (size_t)dim, sizeof(float));
-  w->sums = kmeans_alloc((size_t)w->k, (size_t)dim, sizeof(double));
-  w->counts = kmeans_alloc((size_t)w->k, 1, sizeof(size_t));
-  w->blab = kmeans_alloc((size_t)w->rows, 1, sizeof(int32_t));
+  w->sidx = sd_malloc_n(w->sn, 1, sizeof(size_t));
+  w->sxt = sd_malloc_n(w->sn, (size_t)dim, sizeof(float));
+  w->snorm = sd_malloc_n(w->sn, 1, sizeof(float));
+  w->cand = sd_malloc_n(w->sn, (size_t)w->trials, sizeof(float));
+  w->cum = sd_malloc_n(w->sn, 1, sizeof(double));
+  w->scores = sd_malloc_n((size_t)w->rows, (size_t)m, sizeof(float));
+  w->cnorm = sd_malloc_n((size_t)m, 1, sizeof(float));
+  w->cent = sd_malloc_n((size_t)w->k, (size_t)dim, sizeof(float));
+  w->tcent = sd_malloc_n((size_t)w->trials, (size_t)dim, sizeof(float));
+  w->sums = sd_malloc_n((size_t)w->k, (size_t)dim, sizeof(double));
+  w->counts = sd_malloc_n((size_t)w->k, 1, sizeof(size_t));
+  w->blab = sd_malloc_n((size_t)w->rows, 1, sizeof(int32_t));
   if (!w->xnorm || !w->dist || !w->lab || !w->sidx || !w->sxt || !w->snorm ||
       !w->cand || !w->cum || !w->scores ||
       !w->cnorm || !w->cent || !w->tcent || !w->sums || !w->counts ||
@@ -510,8 +504,8 @@ int sd_kmeans_fit(const float *x, size_t n, int dim, const sd_kmeans_opts *o,
   if (rc == 0) {
     out->k = o->k;
     out->dim = dim;
-    out->centroids = kmeans_alloc((size_t)o->k, (size_t)dim, sizeof(float));
-    out->assign = kmeans_alloc(n, 1, sizeof(int32_t));
+    out->centroids = sd_malloc_n((size_t)o->k, (size_t)dim, sizeof(float));
+    out->assign = sd_malloc_n(n, 1, sizeof(int32_t));
     if (!out->centroids || !out->assign) rc = SD_ENOMEM;
   }
   if (rc == 0) kmeans_restarts(&w, o, out);
@@ -594,10 +588,10 @@ int sd_kmeans_assign(const float *x, size_t n, const float *c, int k, int dim,
       dim > KMEANS_MAX_DIM || n > SIZE_MAX / sizeof(float) / (size_t)dim)
     return SD_EINVAL;
   int rows = kmeans_block_rows(k, dim), rc = 0;
-  float *cn = kmeans_alloc((size_t)k, 1, sizeof(float));
-  float *scores = kmeans_alloc((size_t)rows, (size_t)k, sizeof(float));
-  float *v2 = kmeans_alloc((size_t)rows, 1, sizeof(float));
-  int32_t *i2 = kmeans_alloc((size_t)rows, 1, sizeof(int32_t));
+  float *cn = sd_malloc_n((size_t)k, 1, sizeof(float));
+  float *scores = sd_malloc_n((size_t)rows, (size_t)k, sizeof(float));
+  float *v2 = sd_malloc_n((size_t)rows, 1, sizeof(float));
+  int32_t *i2 = sd_malloc_n((size_t)rows, 1, sizeof(int32_t));
   if (!cn || !scores || !v2 || !i2) rc = SD_ENOMEM;
   if (rc == 0 && kmeans_center_norms(c, k, dim, spherical, cn) != 0)
     rc = SD_EINVAL;

@@ -366,7 +366,8 @@ int core_install(sd_core *c, sd_proposal *p, json_t **summary) {
   struct sd_maint *m = atomic_load(&c->maint);
   sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
   if (rc == 0 && p->proj && seg->has_model && m) { /* users' vectors moved */
-    sd_recluster_req req = {SD_SPACE_SEGMENTS, SD_ALGO_KMEANS, seg->k, 0, 0x5e9d};
+    sd_recluster_req req = {SD_SPACE_SEGMENTS, SD_ALGO_KMEANS, (int)c->cfg->k,
+                            0, 0x5e9d};
     int64_t job;
     if (sd_maint_submit(m, &req, NULL, NULL, &job) == 0)
       sd_log_info("encoder refitted: segments re-cluster queued (job %lld)",

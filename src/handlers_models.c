@@ -86,7 +86,11 @@ typedef struct {
 static int recluster_start(sd_async *a) {
   recluster_arg *ra = a->arg;
   int64_t job;
-  return sd_maint_submit(ra->maint, &ra->req, recluster_done, a, &job);
+  int rc = sd_maint_submit(ra->maint, &ra->req, recluster_done, a, &job);
+  if (rc == SD_EBUSY)
+    sd_reply_error(a->rep, rc, "too many re-cluster jobs queued; retry later",
+                   NULL);
+  return rc;
 }
 
 int h_recluster(sd_req *req, sd_reply *rep) {
@@ -107,7 +111,8 @@ int h_recluster(sd_req *req, sd_reply *rep) {
   }
   int64_t job;
   if ((rc = sd_maint_submit(req->maint, &rr, NULL, NULL, &job)) < 0)
-    return sd_reply_error(rep, rc, NULL, NULL);
+    return sd_reply_error(rep, rc, rc == SD_EBUSY ? "too many re-cluster jobs "
+                          "queued; retry later" : NULL, NULL);
   char url[64];
   snprintf(url, sizeof(url), "/v1/jobs/%lld", (long long)job);
   return sd_reply_json(rep, 202, json_pack("{s:I,s:s,s:s}", "job_id",
@@ -132,10 +137,10 @@ int h_lineage(sd_req *req, sd_reply *rep) {
   const char *since = sd_req_query(req, "since"), *lim = sd_req_query(req, "limit");
   char *end = NULL;
   long long after = since ? strtoll(since, &end, 10) : 0;
-  if (since && (*end || after < 0))
+  if (since && (!*since || *end || after < 0))
     return sd_reply_error(rep, SD_EINVAL, "since must be an event id (cursor)", NULL);
   long long limit = lim ? strtoll(lim, &end, 10) : 100;
-  if (lim && (*end || limit < 1 || limit > EVENTS_MAX))
+  if (lim && (!*lim || *end || limit < 1 || limit > EVENTS_MAX))
     return sd_reply_error(rep, SD_EINVAL, "limit must be 1..1000", NULL);
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd,
@@ -265,11 +270,10 @@ static int eval_labels(sd_req *req, sd_reply *rep, json_t **body, json_t **label
 }
 
 int h_evaluate(sd_req *req, sd_reply *rep) {
-  json_t *body = NULL, *labels;
-  int rc = eval_labels(req, rep, &body, &labels);
+  json_t *body = NULL, *labels = NULL;
   sd_snapshot *snap = NULL;
-  const sd_snap_space *sp = rc == 0 ? h_space(req, rep, &snap) : NULL;
-  if (rc == 0 && !sp) rc = SD_ENOTFOUND;
+  const sd_snap_space *sp = h_space(req, rep, &snap);
+  int rc = sp ? eval_labels(req, rep, &body, &labels) : SD_ENOTFOUND;
   if (rc == 0 && !sp->has_model)
     rc = sd_reply_error(rep, SD_ENOTREADY, "the space has no model yet", NULL);
   eval_set e = {0};

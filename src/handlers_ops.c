@@ -2,6 +2,9 @@
 #include "handlers.h"
 #include "segmentd/embed.h"
 #include "segmentd/err.h"
+#include "segmentd/snapshot.h"
+
+#include <stdio.h>
 #include "segmentd/timeutil.h"
 
 int h_healthz(sd_req *req, sd_reply *rep) {
@@ -19,12 +22,21 @@ int h_readyz(sd_req *req, sd_reply *rep) {
 int h_info(sd_req *req, sd_reply *rep) {
   int64_t now = sd_now_ms(), started = sd_core_started_at(req->core);
   const sd_encoder *enc = sd_core_encoder(req->core);
+  sd_snapshot *snap = sd_snapshot_acquire();
+  int64_t pv = snap && snap->proj ? snap->proj->version : 0;
+  sd_snapshot_release(snap);
+  char model[64];
+  if (pv > 0)
+    snprintf(model, sizeof(model), "%s-v%lld", SD_ENCODER_LSA_VERSION, (long long)pv);
+  else
+    snprintf(model, sizeof(model), "%s", SD_ENCODER_VERSION);
   json_t *o = json_pack(
-      "{s:s,s:s,s:s,s:{s:s,s:s,s:i,s:I},s:o,s:o,s:I,s:{s:i}}", "version",
+      "{s:s,s:s,s:s,s:{s:s,s:s,s:i,s:I,s:I},s:o,s:o,s:I,s:{s:i}}", "version",
       SD_VERSION, "git_commit", SD_GIT_COMMIT, "build", SD_BUILD_TYPE,
-      "embedder", "kind", "builtin", "model", SD_ENCODER_VERSION,
-      "dimension", sd_encoder_dim(enc), "documents_seen",
-      (json_int_t)sd_encoder_docs(enc), "config", sd_config_json(req->cfg),
+      "embedder", "kind", "builtin", "model", model, "dimension",
+      sd_encoder_dim(enc), "projection_version", (json_int_t)pv,
+      "documents_seen", (json_int_t)sd_encoder_docs(enc), "config",
+      sd_config_json(req->cfg),
       "started_at", h_time(started), "uptime_seconds",
       (json_int_t)((now - started) / 1000), "ingest", "queue_depth",
       sd_core_queue_depth(req->core));

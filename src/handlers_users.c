@@ -293,7 +293,8 @@ int h_user(sd_req *req, sd_reply *rep) {
 }
 
 /* The query vector of an assign body: "text" (encoded) or "embedding". */
-static int assign_vector(sd_req *req, json_t *body, float *x, sd_reply *rep) {
+static int assign_vector(sd_req *req, json_t *body, const sd_snapshot *snap,
+                         float *x, sd_reply *rep) {
   json_t *text = json_object_get(body, "text");
   json_t *emb = json_object_get(body, "embedding");
   const char *problem = NULL, *field = text ? "text" : "embedding";
@@ -313,10 +314,10 @@ static int assign_vector(sd_req *req, json_t *body, float *x, sd_reply *rep) {
     return sd_reply_error(rep, SD_EINVALID, problem,
                           json_pack("[{s:s,s:s}]", "field", field, "problem",
                                     problem));
-  if (text)
-    return sd_encoder_encode_text(sd_core_encoder(req->core),
-                                  json_string_value(text),
-                                  json_string_length(text), x);
+  if (text) /* with the projection of the model it is compared to */
+    return sd_encoder_encode_text_proj(sd_core_encoder(req->core), snap->proj,
+                                       json_string_value(text),
+                                       json_string_length(text), x);
   return 0;
 }
 
@@ -328,10 +329,10 @@ int h_assign(sd_req *req, sd_reply *rep) {
     json_decref(body);
     return sd_reply_error(rep, SD_ENOMEM, NULL, NULL);
   }
-  int rc = assign_vector(req, body, x, rep);
+  sd_snapshot *snap = sd_snapshot_acquire();
+  int rc = snap ? assign_vector(req, body, snap, x, rep)
+                : sd_reply_error(rep, SD_ENOTREADY, NULL, NULL);
   json_decref(body);
-  sd_snapshot *snap = rc == 0 ? sd_snapshot_acquire() : NULL;
-  if (rc == 0 && !snap) rc = sd_reply_error(rep, SD_ENOTREADY, NULL, NULL);
   if (rc < 0) {
     free(x);
     sd_snapshot_release(snap);

@@ -100,6 +100,12 @@ int sd_maint_submit(sd_maint *m, const sd_recluster_req *req,
   return rc;
 }
 
+static json_t *job_time(int64_t ms) {
+  char buf[48];
+  sd_time_format(ms, buf);
+  return json_string(buf);
+}
+
 json_t *sd_maint_job_json(sd_maint *m, int64_t job_id) {
   static const char *const names[] = {"free", "queued", "running", "done",
                                       "failed"};
@@ -107,10 +113,14 @@ json_t *sd_maint_job_json(sd_maint *m, int64_t job_id) {
   mjob *j = job_find(m, job_id);
   json_t *o = NULL;
   if (j) {
-    o = json_pack("{s:I,s:s,s:s,s:s,s:I}", "job_id", (json_int_t)j->id,
+    o = json_pack("{s:I,s:s,s:s,s:s,s:o}", "job_id", (json_int_t)j->id,
                   "space", j->req.space == SD_SPACE_INTENTS ? "intents" : "segments",
                   "algorithm", sd_algo_name(j->req.algo), "state",
-                  names[j->state], "created_at_ms", (json_int_t)j->created_at);
+                  names[j->state], "created_at", job_time(j->created_at));
+    if (o && j->started_at)
+      json_object_set_new(o, "started_at", job_time(j->started_at));
+    if (o && j->finished_at)
+      json_object_set_new(o, "finished_at", job_time(j->finished_at));
     if (o && j->state == J_FAILED)
       json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code",
                                                 sd_err_code(j->rc), "message",
@@ -174,20 +184,35 @@ static void finish_job(sd_maint *m, mjob *j, int rc, json_t *summary) {
   for (int i = 0; i < n; i++) w[i].fn(id, rc, summary, j->msg, w[i].ud);
 }
 
-/* Scheduled re-clusters: a model older than the interval whose space grew
- * by the configured share since it was trained. */
+/* Is a job for this space queued or running? */
+static int space_busy(sd_maint *m, int space) {
+  int busy = 0;
+  pthread_mutex_lock(&m->mu);
+  for (int i = 0; i < MAINT_JOBS; i++)
+    busy |= (m->jobs[i].state == J_QUEUED || m->jobs[i].state == J_RUNNING) &&
+            m->jobs[i].req.space == space;
+  pthread_mutex_unlock(&m->mu);
+  return busy;
+}
+
+/* Scheduled work: a first model still missing (e.g. after a failed try and
+ * a restart), and re-clusters of models older than the interval whose
+ * space grew by the configured share since they were trained. */
 static void schedule(sd_maint *m) {
-  if (m->cfg->recluster_interval <= 0) return;
   sd_snapshot *snap = sd_snapshot_acquire();
   if (!snap) return;
   int64_t now = sd_now_ms(), id;
   for (int s = 0; s < SD_SPACES; s++) {
     const sd_snap_space *sp = &snap->spaces[s];
-    if (!sp->has_model ||
-        now - sp->trained_at < m->cfg->recluster_interval * 1000 ||
-        (double)sp->points < (1.0 + m->cfg->recluster_growth) * (double)sp->points_at_train)
+    int first = !sp->has_model && sp->points >= m->cfg->train_min;
+    if (space_busy(m, s) ||
+        (!first && (!sp->has_model || m->cfg->recluster_interval <= 0 ||
+                    now - sp->trained_at < m->cfg->recluster_interval * 1000 ||
+                    (double)sp->points <
+                        (1.0 + m->cfg->recluster_growth) * (double)sp->points_at_train)))
       continue;
-    sd_recluster_req req = {s, SD_ALGO_KMEANS, 0, s == SD_SPACE_INTENTS, 0x5e9d};
+    sd_recluster_req req = {s, SD_ALGO_KMEANS, (int)m->cfg->k,
+                            s == SD_SPACE_INTENTS, 0x5e9d};
     if (sd_maint_submit(m, &req, NULL, NULL, &id) == 0)
       sd_log_info("scheduled re-cluster of %s (job %lld)", sp->name, (long long)id);
   }

@@ -198,6 +198,26 @@ static void encode_rows(const sd_proj *proj, const sd_csr *m,
   }
 }
 
+/* The rows kept for a refit, encoded with the live projection instead. */
+static int reencode_live(const sd_encoder *enc, const sd_live_model *live,
+                         const int32_t *row_of, rc_points *p) {
+  sd_store *rd = sd_store_reader();
+  sqlite3_stmt *st = rd ? sd_store_stmt(rd, "SELECT text FROM texts WHERE id=?1")
+                        : NULL;
+  int rc = st ? 0 : SD_EDB;
+  for (size_t i = 0; i < p->n && rc == 0; i++) {
+    if (row_of[i] < 0) continue;
+    sqlite3_bind_int64(st, 1, p->rowid[i]);
+    if (sqlite3_step(st) == SQLITE_ROW)
+      rc = sd_encoder_encode_text_proj(enc, live->proj,
+                                       (const char *)sqlite3_column_text(st, 0),
+                                       (size_t)sqlite3_column_bytes(st, 0),
+                                       p->x + i * (size_t)p->dim);
+    sqlite3_reset(st);
+  }
+  return rc;
+}
+
 static int fit_projection(const sd_csr *m, int dim, uint64_t seed,
                           const sd_live_model *live, sd_proj **out) {
   sd_lsa_opts o = {dim, 10, 5, seed};
@@ -232,7 +252,13 @@ static int load_texts(const sd_config *cfg, const sd_encoder *enc,
   }
   if (rc == 0 && m.n_rows > 0) {
     rc = fit_projection(&m, (int)cfg->dim, req->seed, live, newproj);
-    if (rc == 0) encode_rows(*newproj, &m, row_of, p);
+    if (rc == SD_EINVAL) { /* cannot refit (shape): keep the live projection */
+      sd_log_warn("encoder refit skipped: LSA cannot fit %zu texts to %ld "
+                  "dimensions", m.n_rows, cfg->dim);
+      rc = reencode_live(enc, live, row_of, p);
+    } else if (rc == 0) {
+      encode_rows(*newproj, &m, row_of, p);
+    }
   }
   free(row_of);
   sd_csr_free(&m);
@@ -325,13 +351,13 @@ int sd_recluster_run(const sd_config *cfg, const sd_encoder *enc,
   int rc = out->quality ? run_points(cfg, enc, req, live, &p, out) : SD_ENOMEM;
   if (rc == 0 && (p.n < 2 || (req->k && (size_t)req->k > p.n))) {
     snprintf(msg, msglen, "not enough points to cluster (%zu sampled)", p.n);
-    rc = SD_EINVAL;
+    rc = SD_EINVALID;
   }
   if (rc == 0) rc = rc_fit_model(cfg, req, &p, &f, out->quality);
   if (rc == 0 && f.k < 1) {
     snprintf(msg, msglen, "the %s family found no clusters in %zu points",
              sd_algo_name(req->algo), p.n);
-    rc = SD_EINVAL;
+    rc = SD_EINVALID;
   }
   if (rc == 0 && !(stab = calloc((size_t)f.k, sizeof(double)))) rc = SD_ENOMEM;
   if (rc == 0) rc = rc_quality(cfg, req, &p, &f, out->quality, stab);

@@ -45,6 +45,8 @@ typedef struct {
   double recluster_growth; /* share of new points that triggers one */
   long silhouette_sample;  /* rows scored when choosing K */
   long restarts;           /* k-means++ restarts of a final fit */
+  double k_tolerance;      /* smallest K within this share of the best
+                              silhouette is chosen (parsimony) */
 } sd_config;
 
 /* Fills *c with defaults, then the environment, then argv (starting after

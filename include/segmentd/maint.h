@@ -32,8 +32,9 @@ void sd_maint_stop(sd_maint *m);
 void sd_maint_free(sd_maint *m);
 
 /* Queues a re-cluster. done (may be NULL) is called with the job's result,
- * summary and error message (borrowed: valid during the call only). A request for a space
- * that already has a queued job joins it. 0 with *job_id, or SD_EBUSY /
+ * summary and error message (borrowed: valid during the call only). A
+ * request identical to a queued one (space, family, k, refit, seed) joins
+ * it. 0 with *job_id, or SD_EBUSY /
  * SD_ESHUTDOWN. */
 int sd_maint_submit(sd_maint *m, const sd_recluster_req *req,
                     sd_maint_done done, void *ud, int64_t *job_id);

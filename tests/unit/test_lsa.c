@@ -132,7 +132,7 @@ static void t_reference_sv(const t_data *d, int k, double *sv) {
   for (int e = 0; e < k; e++) {
     for (int i = 0; i < n; i++) v[i] = t_unit() - 0.5;
     double lam = 0;
-    for (int it = 0; it < 400; it++) {
+    for (int it = 0; it < 250; it++) {
       double nn = 0;
       for (int i = 0; i < n; i++) {
         double s = 0;
