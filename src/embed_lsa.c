@@ -40,7 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "segmentd/alloc.h"
 #include "segmentd/err.h"
+#include "segmentd/rng.h"
 
 #define LSA_MAGIC "SDLS"
 #define LSA_FORMAT 1u
@@ -58,47 +60,15 @@ struct sd_lsa {
   float *v;          /* u x dim projection rows */
 };
 
-/* ---- PRNG: splitmix64 seeding xoshiro256** (Blackman & Vigna) ---- */
-
-typedef struct {
-  uint64_t s[4];
-} lsa_rng;
-
-static uint64_t lsa_splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static void lsa_rng_init(lsa_rng *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) r->s[i] = lsa_splitmix64(&seed);
-}
-
-static uint64_t lsa_rotl(uint64_t v, int b) {
-  return (v << b) | (v >> (64 - b));
-}
-
-static uint64_t lsa_rng_next(lsa_rng *r) {
-  uint64_t *s = r->s;
-  uint64_t out = lsa_rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = lsa_rotl(s[3], 45);
-  return out;
-}
+/* ---- random directions ---- */
 
 /* Uniform in (-1, 1) with 53 random bits. */
-static double lsa_rng_sym(lsa_rng *r) {
-  return (double)(lsa_rng_next(r) >> 11) * 0x1.0p-52 - 1.0;
+static double lsa_rng_sym(sd_rng *r) {
+  return (double)(sd_rng_next(r) >> 11) * 0x1.0p-52 - 1.0;
 }
 
 /* n standard normal floats (Marsaglia's polar method). */
-static void lsa_gauss_fill(lsa_rng *r, float *out, size_t n) {
+static void lsa_gauss_fill(sd_rng *r, float *out, size_t n) {
   for (size_t i = 0; i < n; i += 2) {
     double a, b, s;
     do {
@@ -113,13 +83,6 @@ static void lsa_gauss_fill(lsa_rng *r, float *out, size_t n) {
 }
 
 /* ---- memory ---- */
-
-/* malloc(a * b * size) with the product checked; NULL on overflow. */
-static void *lsa_alloc(size_t a, size_t b, size_t size) {
-  if (a == 0 || b == 0 || size == 0) return malloc(1);
-  if (b > SIZE_MAX / a || size > SIZE_MAX / (a * b)) return NULL;
-  return malloc(a * b * size);
-}
 
 /* ---- sparse rows ---- */
 
@@ -142,8 +105,8 @@ int sd_csr_push(sd_csr *m, const uint32_t *idx, const float *val, size_t n) {
   if (m->nnz + n > m->cap || !m->col) {
     size_t nc = m->cap ? m->cap * 2 : 256;
     while (nc < m->nnz + n) nc *= 2;
-    uint32_t *ncol = lsa_alloc(nc, 1, sizeof(*ncol));
-    float *nval = lsa_alloc(nc, 1, sizeof(*nval));
+    uint32_t *ncol = sd_malloc_n(nc, 1, sizeof(*ncol));
+    float *nval = sd_malloc_n(nc, 1, sizeof(*nval));
     if (!ncol || !nval) {
       free(ncol);
       free(nval);
@@ -216,8 +179,8 @@ static long lsa_find(const uint32_t *a, size_t n, uint32_t b) {
  */
 static int lsa_compact(const sd_csr *m, uint32_t **bucket, size_t *u,
                        uint32_t **ccol) {
-  uint32_t *b = lsa_alloc(m->nnz, 1, sizeof(*b));
-  uint32_t *c = lsa_alloc(m->nnz, 1, sizeof(*c));
+  uint32_t *b = sd_malloc_n(m->nnz, 1, sizeof(*b));
+  uint32_t *c = sd_malloc_n(m->nnz, 1, sizeof(*c));
   if (!b || !c) {
     free(b);
     free(c);
@@ -290,11 +253,11 @@ static void lsa_ws_free(lsa_ws *w) {
 static int lsa_ws_init(lsa_ws *w, int l) {
   memset(w, 0, sizeof(*w));
   w->l = l;
-  w->g = lsa_alloc((size_t)l, (size_t)l, sizeof(double));
-  w->r = lsa_alloc((size_t)l, (size_t)l, sizeof(double));
-  w->ri = lsa_alloc((size_t)l, (size_t)l, sizeof(double));
-  w->blk = lsa_alloc(LSA_BLOCK_ROWS, (size_t)l, sizeof(double));
-  w->rif = lsa_alloc((size_t)l, (size_t)l, sizeof(float));
+  w->g = sd_malloc_n((size_t)l, (size_t)l, sizeof(double));
+  w->r = sd_malloc_n((size_t)l, (size_t)l, sizeof(double));
+  w->ri = sd_malloc_n((size_t)l, (size_t)l, sizeof(double));
+  w->blk = sd_malloc_n(LSA_BLOCK_ROWS, (size_t)l, sizeof(double));
+  w->rif = sd_malloc_n((size_t)l, (size_t)l, sizeof(float));
   if (!w->g || !w->r || !w->ri || !w->blk || !w->rif) {
     lsa_ws_free(w);
     return SD_ENOMEM;
@@ -471,8 +434,8 @@ static int lsa_check_opts(const sd_csr *m, const sd_lsa_opts *o) {
  * w (u x l) is scratch. */
 static void lsa_range(const lsa_x *x, int l, int iters, uint64_t seed,
                       float *w, float *y, lsa_ws *ws) {
-  lsa_rng rng;
-  lsa_rng_init(&rng, seed);
+  sd_rng rng;
+  sd_rng_init(&rng, seed);
   lsa_gauss_fill(&rng, w, x->u * (size_t)l);
   lsa_mul(x, w, l, y);
   lsa_orth(y, x->m->n_rows, ws);
@@ -492,11 +455,11 @@ static void lsa_range(const lsa_x *x, int l, int iters, uint64_t seed,
 static int lsa_finish(sd_lsa *out, int l, lsa_ws *ws) {
   int dim = out->dim, rc = SD_ENOMEM;
   size_t L = (size_t)l;
-  double *e = lsa_alloc(L, L, sizeof(double));
-  double *lam = lsa_alloc(L, 1, sizeof(double));
-  int *ord = lsa_alloc(L, 1, sizeof(int));
-  float *mx = lsa_alloc(L, (size_t)dim, sizeof(float));
-  float *tmp = lsa_alloc(LSA_BLOCK_ROWS, (size_t)dim, sizeof(float));
+  double *e = sd_malloc_n(L, L, sizeof(double));
+  double *lam = sd_malloc_n(L, 1, sizeof(double));
+  int *ord = sd_malloc_n(L, 1, sizeof(int));
+  float *mx = sd_malloc_n(L, (size_t)dim, sizeof(float));
+  float *tmp = sd_malloc_n(LSA_BLOCK_ROWS, (size_t)dim, sizeof(float));
   if (!e || !lam || !ord || !mx || !tmp) goto done;
   lsa_gram(out->v, out->u, ws); /* B B^T */
   for (size_t i = 0; i < L; i++)
@@ -565,9 +528,9 @@ int sd_lsa_fit(const sd_csr *m, const sd_lsa_opts *o, sd_lsa **out) {
   if (l > r->u) l = r->u;
   if (l < (size_t)o->dim) l = (size_t)o->dim;
   rc = SD_ENOMEM;
-  r->sv = lsa_alloc((size_t)o->dim, 1, sizeof(float));
-  r->v = lsa_alloc(r->u, l, sizeof(float));
-  y = lsa_alloc(m->n_rows, l, sizeof(float));
+  r->sv = sd_malloc_n((size_t)o->dim, 1, sizeof(float));
+  r->v = sd_malloc_n(r->u, l, sizeof(float));
+  y = sd_malloc_n(m->n_rows, l, sizeof(float));
   if (!r->sv || !r->v || !y || lsa_ws_init(&ws, (int)l)) goto fail;
   x.m = m;
   x.ccol = ccol;
@@ -692,9 +655,9 @@ int sd_lsa_load(const void *blob, size_t len, sd_lsa **out) {
   if (!l) return SD_ENOMEM;
   l->dim = dim;
   l->u = u;
-  l->sv = lsa_alloc((size_t)dim, 1, sizeof(float));
-  l->bucket = lsa_alloc(u, 1, sizeof(uint32_t));
-  l->v = lsa_alloc(u, (size_t)dim, sizeof(float));
+  l->sv = sd_malloc_n((size_t)dim, 1, sizeof(float));
+  l->bucket = sd_malloc_n(u, 1, sizeof(uint32_t));
+  l->v = sd_malloc_n(u, (size_t)dim, sizeof(float));
   if (!l->sv || !l->bucket || !l->v) {
     sd_lsa_free(l);
     return SD_ENOMEM;
