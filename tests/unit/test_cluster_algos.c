@@ -13,30 +13,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "testdata.h"
 #include "segmentd/cluster_algos.h"
 #include "segmentd/err.h"
 
 /* ---- deterministic test data ---- */
-
-static uint64_t rng_state = 987654321;
-
-static double rnd_unit(void) {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return ((double)(z >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1) */
-}
-
-static double rnd_normal(void) {
-  return sqrt(-2.0 * log(rnd_unit())) * cos(6.283185307179586 * rnd_unit());
-}
-
-static void normalise(float *v, int dim) {
-  double nn = 0.0;
-  for (int e = 0; e < dim; e++) nn += (double)v[e] * v[e];
-  for (int e = 0; e < dim; e++) v[e] = (float)(v[e] / sqrt(nn));
-}
 
 static void *xmalloc(size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
@@ -58,19 +39,19 @@ static float *make_data(size_t n_blob, size_t n_bg, int dim, int blobs,
   for (int b = 0; b < blobs; b++) {
     for (int e = 0; e < dim; e++)
       c[(size_t)b * dim + e] =
-          (float)(unit ? rnd_normal() : spread * (2.0 * rnd_unit() - 1.0));
-    if (unit) normalise(c + (size_t)b * dim, dim);
+          (float)(unit ? td_normal() : spread * (2.0 * td_unit() - 1.0));
+    if (unit) td_normalise(c + (size_t)b * dim, dim);
   }
   for (size_t i = 0; i < n_blob + n_bg; i++) {
     float *xi = x + i * dim;
     int b = i < n_blob ? (int)(i % (size_t)blobs) : -1;
     for (int e = 0; e < dim; e++) {
       if (b >= 0)
-        xi[e] = c[(size_t)b * dim + e] + (float)(sigma * rnd_normal());
+        xi[e] = c[(size_t)b * dim + e] + (float)(sigma * td_normal());
       else
-        xi[e] = (float)(unit ? rnd_normal() : bg * (2.0 * rnd_unit() - 1.0));
+        xi[e] = (float)(unit ? td_normal() : bg * (2.0 * td_unit() - 1.0));
     }
-    if (unit) normalise(xi, dim);
+    if (unit) td_normalise(xi, dim);
     truth[i] = b;
   }
   free(c);
@@ -750,6 +731,7 @@ static void test_density_invalid(void) {
 }
 
 int main(void) {
+  td_seed(987654321);
   check_hier_blobs(0);
   check_hier_blobs(1);
   test_hier_exact_ward();

@@ -15,29 +15,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "testdata.h"
 #include "segmentd/cluster_eval.h"
 #include "segmentd/err.h"
 
 /* ---- deterministic test data ---- */
-
-static uint64_t rng_state = 777;
-
-static double rnd_unit(void) {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return ((double)(z >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1) */
-}
-
-static int rnd_below(int n) {
-  int v = (int)(rnd_unit() * n);
-  return v < n ? v : n - 1;
-}
-
-static double rnd_normal(void) {
-  return sqrt(-2.0 * log(rnd_unit())) * cos(6.283185307179586 * rnd_unit());
-}
 
 /* ---- Hungarian ---- */
 
@@ -80,10 +62,10 @@ static void test_hungarian_brute(void) {
   double s[49];
   int32_t m[7];
   for (int trial = 0; trial < 300; trial++) {
-    int r = 1 + rnd_below(7), c = 1 + rnd_below(7), ints = trial % 3 == 0;
+    int r = 1 + td_below(7), c = 1 + td_below(7), ints = trial % 3 == 0;
     int used[7] = {0};
     for (int k = 0; k < r * c; k++) /* small ints make ties */
-      s[k] = ints ? (double)rnd_below(4) : 20.0 * rnd_unit() - 10.0;
+      s[k] = ints ? (double)td_below(4) : 20.0 * td_unit() - 10.0;
     CHECK_INT(sd_hungarian_max(s, r, c, m), 0);
     double want = brute_best(s, r, c, 0, used, r > c ? r - c : 0);
     double got = matching_total(s, r, c, m);
@@ -100,13 +82,13 @@ static void test_hungarian_planted(void) {
   if (!s) abort();
   for (int j = 0; j < C; j++) perm[j] = j;
   for (int j = C - 1; j > 0; j--) {
-    int t = rnd_below(j + 1), v = perm[j];
+    int t = td_below(j + 1), v = perm[j];
     perm[j] = perm[t];
     perm[t] = v;
   }
   for (int i = 0; i < N; i++)
     for (int j = 0; j < C; j++)
-      s[i * C + j] = j == perm[i] ? 10.0 : rnd_unit();
+      s[i * C + j] = j == perm[i] ? 10.0 : td_unit();
   CHECK_INT(sd_hungarian_max(s, N, C, m), 0);
   int ok = 1;
   for (int i = 0; i < N; i++) ok &= m[i] == perm[i];
@@ -183,7 +165,7 @@ static void test_agreement_known(void) {
   enum { N = 300 };
   int32_t t[N], p[N], perm[6] = {3, 5, 0, 1, 4, 2};
   for (int i = 0; i < N; i++) {
-    t[i] = rnd_below(6);
+    t[i] = td_below(6);
     p[i] = perm[t[i]];
   }
   check_agreement(t, 6, t, 6, N, 1.0, 1.0, 1.0, N);
@@ -224,8 +206,8 @@ static void test_agreement_random(void) {
   static int32_t t[N], p[N];
   sd_agreement g;
   for (int i = 0; i < N; i++) {
-    t[i] = rnd_below(10);
-    p[i] = rnd_below(12);
+    t[i] = td_below(10);
+    p[i] = td_below(12);
   }
   CHECK_INT(sd_agreement_compute(p, 12, t, 10, N, &g), 0);
   CHECK(fabs(g.ari) < 0.005);
@@ -323,7 +305,7 @@ static void test_silhouette_blobs(void) {
   for (int i = 0; i < N; i++) {
     lab[i] = i % 2;
     for (int e = 0; e < D; e++)
-      x[i * D + e] = (float)((lab[i] ? 20.0 : -20.0) + 0.5 * rnd_normal());
+      x[i * D + e] = (float)((lab[i] ? 20.0 : -20.0) + 0.5 * td_normal());
   }
   CHECK_INT(sd_silhouette(x, N, D, lab, 2, 0, N, 0, &full), 0);
   CHECK(full > 0.9 && full <= 1.0);
@@ -402,6 +384,7 @@ static void test_davies_bouldin(void) {
 }
 
 int main(void) {
+  td_seed(777);
   test_hungarian_brute();
   test_hungarian_planted();
   test_hungarian_invalid();
