@@ -166,9 +166,12 @@ def run_stability(base, rows, lines):
     b = [again.get(i, -1) for i in ids]
     ari = adjusted_rand_score(a, b)
     kept = sum(1 for x, y in zip(a, b) if x == y) / len(ids)
+    start = model["quality"].get("start", {})
     lines.append(f"| re-cluster kmeans k=77 twice (seeds 1, 2) | ARI between runs {ari:.4f} | "
                  f"ids kept {kept:.4f} | service-reported kept share "
-                 f"{model['quality']['ids']['kept_share']:.4f} |")
+                 f"{model['quality']['ids']['kept_share']:.4f} | second fit kept the "
+                 f"{start.get('kept', '?')} start (warm inertia {start.get('warm_inertia', 0):.1f}, "
+                 f"fresh {start.get('fresh_inertia', 0):.1f}) |")
     print(lines[-1], flush=True)
     return ari, kept
 

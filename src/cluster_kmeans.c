@@ -348,10 +348,13 @@ static void kmeans_mstep(kmeans_ws *w) {
  * than tol relatively. Ends with labels and inertia consistent with w->cent.
  */
 static double kmeans_run(kmeans_ws *w, const sd_kmeans_opts *o,
-                         sd_rng *rng, int *iters) {
+                         sd_rng *rng, int warm, int *iters) {
   int it = 0;
   size_t moved;
-  kmeans_seed(w, rng);
+  if (warm)
+    memcpy(w->cent, o->init, (size_t)w->k * (size_t)w->dim * sizeof(float));
+  else
+    kmeans_seed(w, rng);
   double cur = kmeans_estep(w, 1, &moved);
   while (it < o->max_iter) {
     double prev = cur;
@@ -471,6 +474,8 @@ static int kmeans_check(const float *x, size_t n, int dim,
   if (o->k < 1 || (size_t)o->k > n) return SD_EINVAL;
   if (o->max_iter < 0 || o->restarts < 1) return SD_EINVAL;
   if (!(o->tol >= 0.0f) || !isfinite(o->tol)) return SD_EINVAL;
+  for (size_t i = 0; o->init && i < (size_t)o->k * (size_t)dim; i++)
+    if (!isfinite(o->init[i])) return SD_EINVAL;
   return 0;
 }
 
@@ -481,7 +486,7 @@ static void kmeans_restarts(kmeans_ws *w, const sd_kmeans_opts *o,
   sd_rng_init(&rng, o->seed);
   for (int r = 0; r < o->restarts; r++) {
     int iters = 0;
-    double inertia = kmeans_run(w, o, &rng, &iters);
+    double inertia = kmeans_run(w, o, &rng, r == 0 && o->init, &iters);
     if (r > 0 && !(inertia < out->inertia)) continue;
     memcpy(out->centroids, w->cent,
            (size_t)w->k * (size_t)w->dim * sizeof(float));

@@ -353,7 +353,7 @@ int sd_recluster_run(const sd_config *cfg, const sd_encoder *enc,
     snprintf(msg, msglen, "not enough points to cluster (%zu sampled)", p.n);
     rc = SD_EINVALID;
   }
-  if (rc == 0) rc = rc_fit_model(cfg, req, &p, &f, out->quality);
+  if (rc == 0) rc = rc_fit_model(cfg, req, live, &p, &f, out->quality);
   if (rc == 0 && f.k < 1) {
     snprintf(msg, msglen, "the %s family found no clusters in %zu points",
              sd_algo_name(req->algo), p.n);

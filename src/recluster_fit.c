@@ -6,6 +6,7 @@
  */
 #include "recluster_int.h"
 
+#include "segmentd/alloc.h"
 #include "segmentd/cluster_algos.h"
 #include "segmentd/cluster_eval.h"
 #include "segmentd/cluster_kmeans.h"
@@ -188,8 +189,67 @@ static int k_select(k_search *s, int *chosen) {
   return rc;
 }
 
+/* The live clusters as centroids in the points' space (their sampled
+ * members' normalised mean); NULL when one has no member in the sample. */
+static float *live_centroids(const sd_live_model *live, const rc_points *p) {
+  float *c = sd_calloc_n((size_t)live->k, (size_t)p->dim, sizeof(float));
+  int *have = calloc((size_t)live->k, sizeof(int));
+  int ok = c && have;
+  for (size_t i = 0; ok && i < p->n; i++)
+    for (int o = 0; o < live->k; o++)
+      if (p->old_id[i] == live->ids[o]) {
+        cblas_saxpy(p->dim, 1.0f, p->x + i * (size_t)p->dim, 1,
+                    c + (size_t)o * p->dim, 1);
+        have[o] = 1;
+        break;
+      }
+  for (int o = 0; ok && o < live->k; o++) {
+    float len = cblas_snrm2(p->dim, c + (size_t)o * p->dim, 1);
+    ok = have[o] && len > 0;
+    if (ok) cblas_sscal(p->dim, 1.0f / len, c + (size_t)o * p->dim, 1);
+  }
+  free(have);
+  if (!ok) free(c);
+  return ok ? c : NULL;
+}
+
+/* Continuity: a k-means from the live clusters is kept over the fresh fit
+ * in *out unless the fresh one lowers inertia by --fresh-gain. */
+static int warm_start(const sd_config *cfg, const sd_recluster_req *req,
+                      const sd_live_model *live, const rc_points *p,
+                      rc_fit *out, json_t *quality) {
+  float *init = live_centroids(live, p);
+  if (!init) return 0; /* a live cluster vanished from the sample: fresh */
+  sd_kmeans_opts o = sd_kmeans_defaults(live->k);
+  o.spherical = 1;
+  o.seed = req->seed;
+  o.restarts = 1;
+  o.max_iter = 300;
+  o.init = init;
+  sd_kmeans_result r = {0};
+  int rc = sd_kmeans_fit(p->x, p->n, p->dim, &o, &r);
+  free(init);
+  if (rc < 0) return rc;
+  int fresh = out->inertia < r.inertia * (1.0 - cfg->fresh_gain);
+  json_object_set_new(quality, "start",
+                      json_pack("{s:s,s:f,s:f,s:f}", "kept", fresh ? "fresh" : "warm",
+                                "warm_inertia", r.inertia, "fresh_inertia",
+                                out->inertia, "fresh_gain", cfg->fresh_gain));
+  if (!fresh) {
+    rc_fit_free(out);
+    out->k = r.k;
+    out->labels = r.assign;
+    out->centroids = r.centroids;
+    out->inertia = r.inertia;
+  } else {
+    sd_kmeans_result_free(&r);
+  }
+  return 0;
+}
+
 int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
-                 const rc_points *p, rc_fit *out, json_t *quality) {
+                 const sd_live_model *live, const rc_points *p, rc_fit *out,
+                 json_t *quality) {
   k_search s = {cfg, req, p, NULL, json_array()};
   sd_tree tree = {0};
   int rc = s.scores ? 0 : SD_ENOMEM;
@@ -211,6 +271,8 @@ int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
   } else if (rc == 0) {
     rc = fit_once(req->algo, p->x, p->n, p->dim, k, req->seed,
                   (int)cfg->restarts, out);
+    if (rc == 0 && req->algo == SD_ALGO_KMEANS && live && live->k == k)
+      rc = warm_start(cfg, req, live, p, out, quality);
   }
   sd_tree_free(&tree);
   if (rc == 0)

@@ -30,9 +30,13 @@ typedef struct {
 void rc_fit_free(rc_fit *f);
 
 /* Fits req's family to the points; chooses K when req->k == 0 and fills
- * quality["k_selection"]. */
+ * quality["k_selection"]. A k-means fit with the live model's K also runs
+ * warm from the live clusters (their members' mean in the new space) and
+ * keeps that unless a fresh fit is better by --fresh-gain
+ * (quality["start"]). */
 int rc_fit_model(const sd_config *cfg, const sd_recluster_req *req,
-                 const rc_points *p, rc_fit *out, json_t *quality);
+                 const sd_live_model *live, const rc_points *p, rc_fit *out,
+                 json_t *quality);
 
 /* Silhouette, Davies-Bouldin and bootstrap stability into quality;
  * stability[k] receives each cluster's mean Jaccard. */

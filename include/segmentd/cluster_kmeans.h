@@ -24,6 +24,8 @@ typedef struct {
   int spherical;    /* 1: cosine; rows assumed L2-normalised, centroids are
                        re-normalised each iteration; 0: squared Euclidean */
   float tol;        /* stop when relative inertia change < tol (0 = run all) */
+  const float *init;/* k x dim starting centroids for the first restart
+                       (a warm start), or NULL: every restart k-means++ */
 } sd_kmeans_opts;
 
 typedef struct {

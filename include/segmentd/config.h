@@ -47,6 +47,8 @@ typedef struct {
   long restarts;           /* k-means++ restarts of a final fit */
   double k_tolerance;      /* smallest K within this share of the best
                               silhouette is chosen (parsimony) */
+  double fresh_gain;       /* a fresh k-means must beat the warm start from
+                              the live model by this share of inertia */
 } sd_config;
 
 /* Fills *c with defaults, then the environment, then argv (starting after

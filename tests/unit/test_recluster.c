@@ -74,7 +74,7 @@ static void test_families(void) {
     sd_recluster_req req = {SD_SPACE_INTENTS, (sd_algo)a, a == SD_ALGO_DENSITY ? 0 : 6, 0, 7};
     rc_fit f = {0};
     json_t *q = json_object();
-    CHECK_INT(rc_fit_model(&cfg, &req, &p, &f, q), 0);
+    CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
     CHECK_INT(f.k, 6);
     size_t labelled = 0;
     for (size_t i = 0; i < p.n; i++) labelled += f.labels[i] >= 0;
@@ -100,7 +100,7 @@ static void test_choose_k(void) {
       sd_recluster_req req = {SD_SPACE_INTENTS, (sd_algo)a, 0, 0, 11};
       rc_fit f = {0};
       json_t *q = json_object();
-      CHECK_INT(rc_fit_model(&cfg, &req, &p, &f, q), 0);
+      CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
       CHECK_INT(f.k, k);
       json_t *sel = json_object_get(q, "k_selection");
       CHECK_INT(json_integer_value(json_object_get(sel, "chosen")), k);
@@ -126,7 +126,7 @@ static void test_match(void) {
   sd_recluster_req req = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 6, 0, 3};
   rc_fit f = {0};
   json_t *q = json_object();
-  CHECK_INT(rc_fit_model(&cfg, &req, &p, &f, q), 0);
+  CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
   /* live clusters 100..105 hold the planted groups, 300 holds nothing;
      the planted groups 4 and 5 are one live cluster (104): it splits. */
   int32_t live_ids[] = {100, 101, 102, 103, 104, 300};
@@ -164,7 +164,7 @@ static void test_first_model(void) {
   rc_fit f = {0};
   sd_proposal out = {0};
   out.quality = json_object();
-  CHECK_INT(rc_fit_model(&cfg, &req, &p, &f, out.quality), 0);
+  CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, out.quality), 0);
   sd_live_model none = {0, 0, 0, NULL, 0, NULL, 0};
   CHECK_INT(rc_match(&cfg, &none, &p, &f, &out), 0);
   for (int j = 0; j < 3; j++) CHECK_INT(out.ids[j], j);
@@ -174,7 +174,34 @@ static void test_first_model(void) {
   rc_points_free(&p);
 }
 
+/* Re-fitting with the live model's K starts warm from the live clusters
+ * and keeps their partition (different seed, same data). */
+static void test_warm_start(void) {
+  sd_config cfg = conf();
+  rc_points p = {0};
+  int32_t truth[8 * PER];
+  planted(&p, 8, 0.45, truth); /* overlapping: fresh fits differ */
+  sd_recluster_req req = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 8, 0, 1};
+  rc_fit f = {0};
+  json_t *q = json_object();
+  CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
+  int32_t ids[8] = {10, 11, 12, 13, 14, 15, 16, 17};
+  for (size_t i = 0; i < p.n; i++) p.old_id[i] = ids[f.labels[i]];
+  sd_live_model live = {1, 8, 1, ids, 18, NULL, 0};
+  sd_recluster_req again = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 8, 0, 99};
+  rc_fit g = {0};
+  json_t *q2 = json_object();
+  CHECK_INT(rc_fit_model(&cfg, &again, &live, &p, &g, q2), 0);
+  CHECK_STR(json_string_value(json_object_get(json_object_get(q2, "start"), "kept")),
+            "warm");
+  CHECK(pair_agreement(f.labels, g.labels, p.n) > 0.99);
+  json_decref(q), json_decref(q2);
+  rc_fit_free(&f), rc_fit_free(&g);
+  rc_points_free(&p);
+}
+
 int main(void) {
+  test_warm_start();
   test_families();
   test_choose_k();
   test_match();
