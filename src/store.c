@@ -76,6 +76,9 @@ static int store_connect(const char *path, int readonly, sd_store **out,
   }
   sqlite3_busy_timeout(s->db, 5000);
   sqlite3_extended_result_codes(s->db, 1);
+  /* reads through a memory map: no pread() per page on the hot path */
+  sqlite3_exec(s->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384",
+               0, 0, NULL);
   *out = s;
   return 0;
 }
