@@ -21,11 +21,9 @@ static void core_run(sd_core *c, sd_job **jobs, int n) {
   for (int i = 0; i <= n; i++) {
     if (i < n && !jobs[i]->install) continue;
     if (i > start) core_group(c, jobs + start, i - start);
-    if (i < n) {
-      json_t *summary = NULL;
-      jobs[i]->rc = core_install(c, jobs[i]->install, &summary);
-      jobs[i]->ud2 = summary;
-      jobs[i]->done(jobs[i], jobs[i]->ud);
+    if (i < n) { /* answered now on failure, else when re-assigned */
+      jobs[i]->rc = core_install(c, jobs[i]->install, jobs[i]);
+      if (jobs[i]->rc < 0) jobs[i]->done(jobs[i], jobs[i]->ud);
     }
     start = i + 1;
   }
@@ -36,10 +34,11 @@ static void *core_main(void *arg) {
   sd_job *jobs[GROUP_MAX_JOBS];
   for (;;) {
     pthread_mutex_lock(&c->mu);
-    while (!c->head && !c->stopping) pthread_cond_wait(&c->cv, &c->mu);
+    while (!c->head && !c->stopping && !c->reassign.active)
+      pthread_cond_wait(&c->cv, &c->mu);
     if (!c->head && c->stopping) {
       pthread_mutex_unlock(&c->mu);
-      break;
+      break; /* an unfinished re-assignment resumes at the next start */
     }
     int n = 0;
     while (c->head && n < GROUP_MAX_JOBS) {
@@ -49,8 +48,10 @@ static void *core_main(void *arg) {
     }
     if (!c->head) c->tail = NULL;
     pthread_mutex_unlock(&c->mu);
-    core_run(c, jobs, n);
+    if (n) core_run(c, jobs, n);
+    if (c->reassign.active) core_reassign_step(c); /* one chunk per turn */
   }
+  core_reassign_abandon(c);
   return NULL;
 }
 
@@ -98,8 +99,14 @@ int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
     rc = job.rc;
     *summary = job.ud2;
   }
-  if (rc < 0) snprintf(msg, msglen, "installing the model failed: %s",
-                       sd_err_message(rc));
+  if (rc < 0 && job.ud2) { /* installed, but stopping before all moved */
+    json_decref(job.ud2);
+    *summary = NULL;
+    snprintf(msg, msglen, "the model is live; moving entities onto it "
+             "continues at the next start");
+  } else if (rc < 0) {
+    snprintf(msg, msglen, "installing the model failed: %s", sd_err_message(rc));
+  }
   return rc;
 }
 

@@ -15,6 +15,18 @@
 #include "segmentd/store.h"
 #include "segmentd/views.h"
 
+/* A re-assignment of a space's entities to its new model, in steps. */
+typedef struct {
+  int active, space;
+  int64_t version;
+  int phase;        /* 0: entities; 1: users' text views (after a refit) */
+  int64_t after;    /* rowid cursor of the phase */
+  int refit;        /* the install refitted the encoder's projection */
+  sd_job *waiter;   /* the install job answered at the end, or NULL */
+  int64_t started_ns;
+  int64_t rows;
+} core_reassign_state;
+
 struct sd_core {
   const sd_config *cfg;
   sd_store *db;
@@ -32,6 +44,7 @@ struct sd_core {
   sd_job *head, *tail;
   int depth, stopping, running;
   pthread_t thread;
+  core_reassign_state reassign; /* writer-owned */
 };
 
 /* core_ingest.c: stores a group of jobs in one transaction, then applies
@@ -47,8 +60,16 @@ int core_projection_embedder(sd_core *c, int64_t version, int64_t *id);
 /* Asks the maintenance thread for a first model when a space is due. */
 void core_request_first_models(sd_core *c);
 
-/* core_install.c: installs a proposal (writer thread); 0 or sd_err. */
-int core_install(sd_core *c, struct sd_proposal *p, json_t **summary);
+/* core_install.c: installs a proposal (writer thread) and starts the
+ * re-assignment of its space; job is answered when that ends. 0 (job
+ * pending) or a negative sd_err (job not answered). */
+int core_install(sd_core *c, struct sd_proposal *p, sd_job *job);
+
+/* core_reassign.c */
+int core_reassign_start(sd_core *c, int space, int64_t version, int refit);
+void core_reassign_step(sd_core *c);
+int core_reassign_load(sd_core *c);
+void core_reassign_abandon(sd_core *c);
 int core_save_models(sd_core *c);
 int core_publish(sd_core *c);
 

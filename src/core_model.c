@@ -42,10 +42,7 @@ int core_rebuild_members(sd_core *c, int space, int observe_df) {
   if (!st) return SD_EDB;
   int rc, ccol = texts ? 2 : 1;
   sp->points = 0;
-  for (int i = 0; i < sp->k; i++) { /* counts start over */
-    sp->sizes[i] = 0;
-    sp->sim_sum[i] = 0;
-  }
+  if (sp->has_model) sd_space_members_clear(sp); /* counted again below */
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *id = (const char *)sqlite3_column_text(st, 0);
     const char *text = texts ? (const char *)sqlite3_column_text(st, 1) : NULL;
@@ -229,6 +226,7 @@ int core_load(sd_core *c, char *msg, size_t msglen) {
     if ((rc = load_model(c, &c->spaces[s])) == 0)
       rc = core_rebuild_members(c, s, s == SD_SPACE_INTENTS);
   if (rc == 0) rc = load_beh_names(c);
+  if (rc == 0) rc = core_reassign_load(c);
   for (int s = 0; s < SD_SPACES; s++)
     c->spaces[s].points_at_train = c->spaces[s].points;
   if (rc < 0) {

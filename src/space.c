@@ -213,6 +213,20 @@ void sd_space_member_add(sd_space *sp, int idx, float sim, const char *id,
   if (sp->terms && text) sd_terms_add(sp->terms, idx, text, text_len, 1);
 }
 
+void sd_space_members_clear(sd_space *sp) {
+  for (int i = 0; i < sp->k; i++) {
+    sp->sizes[i] = 0;
+    sp->sim_sum[i] = 0;
+    for (int r = 0; r < SD_REPS; r++) {
+      free(sp->reps[i][r].id);
+      free(sp->reps[i][r].text);
+      sp->reps[i][r] = (sd_space_rep){0, NULL, NULL};
+    }
+  }
+  if (sp->terms) sd_terms_reset(sp->terms);
+  sp->terms_at = 0; /* rank top terms again at the next snapshot */
+}
+
 void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id) {
   sd_space_rep *r = sp->reps[idx];
   sp->sizes[idx]--;

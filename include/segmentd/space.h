@@ -90,6 +90,9 @@ void sd_space_update(sd_space *sp, int idx, const float *x, int64_t now);
 void sd_space_member_add(sd_space *sp, int idx, float sim, const char *id,
                          const char *text, size_t text_len);
 void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id);
+/* Forgets every member (counts, cohesion, representatives, terms), before
+ * they are counted again from the stored assignments. */
+void sd_space_members_clear(sd_space *sp);
 
 /* Copies the space into snapshot space out (arena of snap). Top terms are
  * re-ranked at most once a second (and after a new model). */
