@@ -19,9 +19,12 @@
 static void core_run(sd_core *c, sd_job **jobs, int n) {
   int start = 0;
   for (int i = 0; i <= n; i++) {
-    if (i < n && !jobs[i]->install) continue;
+    if (i < n && !jobs[i]->install && !jobs[i]->part) continue;
     if (i > start) core_group(c, jobs + start, i - start);
-    if (i < n) { /* answered now on failure, else when re-assigned */
+    if (i < n && jobs[i]->part) {
+      jobs[i]->rc = core_store_part(c, jobs[i]->part);
+      jobs[i]->done(jobs[i], jobs[i]->ud);
+    } else if (i < n) { /* answered now on failure, else when re-assigned */
       jobs[i]->rc = core_install(c, jobs[i]->install, jobs[i]);
       if (jobs[i]->rc < 0) jobs[i]->done(jobs[i], jobs[i]->ud);
     }
@@ -72,42 +75,54 @@ static void install_done(sd_job *job, void *ud) {
   pthread_mutex_unlock(&w->mu);
 }
 
-int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
-                    char *msg, size_t msglen) {
+/* Queues a writer job ahead of the ingest bound and waits until it is
+ * answered. */
+static int core_submit_wait(sd_core *c, sd_job *job) {
   install_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-  sd_job job;
-  memset(&job, 0, sizeof(job));
-  job.install = p;
-  job.done = install_done;
-  job.ud = &w;
-  int rc;
-  pthread_mutex_lock(&c->mu); /* installs bypass the ingest queue bound */
+  job->done = install_done;
+  job->ud = &w;
+  int rc = 0;
+  pthread_mutex_lock(&c->mu);
   if (c->stopping || !c->running) {
     rc = SD_ESHUTDOWN;
   } else {
-    if (c->tail) c->tail->next = &job;
-    else c->head = &job;
-    c->tail = &job;
+    if (c->tail) c->tail->next = job;
+    else c->head = job;
+    c->tail = job;
     pthread_cond_signal(&c->cv);
-    rc = 0;
   }
   pthread_mutex_unlock(&c->mu);
-  if (rc == 0) {
-    pthread_mutex_lock(&w.mu);
-    while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    rc = job.rc;
-    *summary = job.ud2;
-  }
+  if (rc < 0) return rc;
+  pthread_mutex_lock(&w.mu);
+  while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+  pthread_mutex_unlock(&w.mu);
+  return job->rc;
+}
+
+int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
+                    char *msg, size_t msglen) {
+  sd_job job;
+  memset(&job, 0, sizeof(job));
+  job.install = p;
+  int rc = core_submit_wait(c, &job);
+  *summary = rc == 0 ? job.ud2 : NULL;
   if (rc < 0 && job.ud2) { /* installed, but stopping before all moved */
     json_decref(job.ud2);
-    *summary = NULL;
     snprintf(msg, msglen, "the model is live; moving entities onto it "
              "continues at the next start");
   } else if (rc < 0) {
     snprintf(msg, msglen, "installing the model failed: %s", sd_err_message(rc));
   }
   return rc;
+}
+
+int sd_core_store_part(sd_core *c, int64_t version, int seq, const void *data,
+                       size_t len) {
+  sd_job job;
+  memset(&job, 0, sizeof(job));
+  core_part part = {version, seq, data, len};
+  job.part = &part;
+  return core_submit_wait(c, &job);
 }
 
 void sd_core_set_maint(sd_core *c, struct sd_maint *m) {

@@ -27,24 +27,37 @@
 
 /* ---- a new projection: stored, and users' text views recomputed ---- */
 
+/* The projection's row; its data went ahead in parts (core_store_part). */
 static int store_projection(sd_core *c, sd_proj *proj, size_t fitted_on) {
-  void *blob = NULL;
-  size_t len = 0;
   int rc = core_projection_embedder(c, proj->version, &proj->embedder_id);
-  if (rc == 0) rc = sd_lsa_save(proj->lsa, &blob, &len);
   sqlite3_stmt *st = rc == 0 ? sd_store_stmt(
       c->db, "INSERT OR REPLACE INTO projections(version,dim,fitted_on,"
-             "created_at,data) VALUES(?1,?2,?3,?4,?5)") : NULL;
+             "created_at,data) VALUES(?1,?2,?3,?4,x'')") : NULL;
   if (rc == 0 && !st) rc = SD_EDB;
   if (rc == 0) {
     sqlite3_bind_int64(st, 1, proj->version);
     sqlite3_bind_int(st, 2, c->vc.dim);
     sqlite3_bind_int64(st, 3, (int64_t)fitted_on);
     sqlite3_bind_int64(st, 4, sd_now_ms());
-    sqlite3_bind_blob64(st, 5, blob, len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) rc = SD_EDB;
   }
-  free(blob);
+  return rc;
+}
+
+int core_store_part(sd_core *c, const core_part *part) {
+  int rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
+  sqlite3_stmt *st = rc == 0 ? sd_store_stmt(
+      c->db, "INSERT OR REPLACE INTO projection_parts(version,seq,data) "
+             "VALUES(?1,?2,?3)") : NULL;
+  if (rc == 0 && !st) rc = SD_EDB;
+  if (rc == 0) {
+    sqlite3_bind_int64(st, 1, part->version);
+    sqlite3_bind_int(st, 2, part->seq);
+    sqlite3_bind_blob64(st, 3, part->data, part->len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = SD_EDB;
+  }
+  if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+  if (rc < 0) sd_store_exec(c->db, "ROLLBACK");
   return rc;
 }
 

@@ -15,6 +15,14 @@
 #include "segmentd/store.h"
 #include "segmentd/views.h"
 
+/* One slice of a fitted projection to store (sd_core_store_part). */
+typedef struct core_part {
+  int64_t version;
+  int seq;
+  const void *data;
+  size_t len;
+} core_part;
+
 /* A re-assignment of a space's entities to its new model, in steps. */
 typedef struct {
   int active, space;
@@ -64,6 +72,9 @@ void core_request_first_models(sd_core *c);
  * re-assignment of its space; job is answered when that ends. 0 (job
  * pending) or a negative sd_err (job not answered). */
 int core_install(sd_core *c, struct sd_proposal *p, sd_job *job);
+
+/* Stores one projection part in its own transaction. */
+int core_store_part(sd_core *c, const core_part *part);
 
 /* core_reassign.c */
 int core_reassign_start(sd_core *c, int space, int64_t version, int refit);

@@ -160,22 +160,77 @@ static int check_dim(sd_core *c, char *msg, size_t msglen) {
   return 0;
 }
 
-/* The newest fitted projection, or the random one (version 0). */
-static int load_projection(sd_core *c) {
-  sqlite3_stmt *st = sd_store_stmt(
-      c->db, "SELECT version,data FROM projections ORDER BY version DESC LIMIT 1");
+/* A projection stored whole in its row (before migration 0004). */
+static int projection_inline(sd_core *c, int64_t version, void **blob,
+                             size_t *len) {
+  sqlite3_stmt *st = sd_store_stmt(c->db, "SELECT data FROM projections "
+                                          "WHERE version=?1");
   if (!st) return SD_EDB;
-  int rc = sqlite3_step(st);
-  sd_lsa *lsa = NULL;
-  int64_t version = 0, emb = c->embedder_id;
-  if (rc == SQLITE_ROW) {
-    version = sqlite3_column_int64(st, 0);
-    rc = sd_lsa_load(sqlite3_column_blob(st, 1),
-                     (size_t)sqlite3_column_bytes(st, 1), &lsa);
-  } else {
-    rc = rc == SQLITE_DONE ? 0 : SD_EDB;
+  sqlite3_bind_int64(st, 1, version);
+  int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : SD_EDB;
+  if (rc == 0) {
+    *len = (size_t)sqlite3_column_bytes(st, 0);
+    *blob = malloc(*len ? *len : 1);
+    if (!*blob) rc = SD_ENOMEM;
+    else memcpy(*blob, sqlite3_column_blob(st, 0), *len);
   }
   sqlite3_reset(st);
+  return rc;
+}
+
+/* The stored parts of projection version, concatenated (caller frees). */
+static int read_parts(sd_core *c, int64_t version, void **blob, size_t *len) {
+  sqlite3_stmt *st = sd_store_stmt(
+      c->db, "SELECT data FROM projection_parts WHERE version=?1 ORDER BY seq");
+  if (!st) return SD_EDB;
+  sqlite3_bind_int64(st, 1, version);
+  char *buf = NULL;
+  size_t n = 0;
+  int rc, err = 0;
+  while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    size_t m = (size_t)sqlite3_column_bytes(st, 0);
+    char *nb = realloc(buf, n + m + 1);
+    if (!nb) err = SD_ENOMEM;
+    else {
+      memcpy(nb + n, sqlite3_column_blob(st, 0), m);
+      buf = nb, n += m;
+    }
+  }
+  sqlite3_reset(st);
+  if (err || rc != SQLITE_DONE) {
+    free(buf);
+    return err ? err : SD_EDB;
+  }
+  *blob = buf, *len = n;
+  return 0;
+}
+
+/* The newest fitted projection, or the random one (version 0). Parts of a
+ * projection that was never installed (a crash in between) are dropped. */
+static int load_projection(sd_core *c) {
+  if (sd_store_exec(c->db, "DELETE FROM projection_parts WHERE version NOT IN "
+                           "(SELECT version FROM projections)") < 0)
+    return SD_EDB;
+  sqlite3_stmt *st = sd_store_stmt(
+      c->db, "SELECT version,length(data) FROM projections ORDER BY version "
+             "DESC LIMIT 1");
+  if (!st) return SD_EDB;
+  int rc = sqlite3_step(st);
+  int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  int inline_data = rc == SQLITE_ROW && sqlite3_column_int64(st, 1) > 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SD_EDB;
+  sd_lsa *lsa = NULL;
+  int64_t emb = c->embedder_id;
+  void *blob = NULL;
+  size_t len = 0;
+  rc = 0;
+  if (version > 0) {
+    rc = inline_data ? projection_inline(c, version, &blob, &len)
+                     : read_parts(c, version, &blob, &len);
+    if (rc == 0) rc = sd_lsa_load(blob, len, &lsa);
+    free(blob);
+  }
   if (rc == 0 && lsa) rc = core_projection_embedder(c, version, &emb);
   if (rc == 0 && !(c->proj = sd_proj_new(version, emb, lsa))) rc = SD_ENOMEM;
   if (rc < 0) sd_lsa_free(lsa);

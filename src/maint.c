@@ -18,6 +18,7 @@
 #define MAINT_JOBS 64
 #define MAINT_WAITERS 8
 #define MAINT_TICK_MS 5000
+#define PART_BYTES (1u << 20)
 
 typedef enum { J_FREE, J_QUEUED, J_RUNNING, J_DONE, J_FAILED } jstate;
 
@@ -133,6 +134,23 @@ json_t *sd_maint_job_json(sd_maint *m, int64_t job_id) {
 
 /* ---- running jobs ---- */
 
+/* Hands a refitted projection to the writer in 1 MiB parts, each its own
+ * short transaction, so the install itself stays small. */
+static int store_projection(sd_maint *m, const sd_proj *proj, char *msg,
+                            size_t msglen) {
+  void *blob = NULL;
+  size_t len = 0;
+  int rc = sd_lsa_save(proj->lsa, &blob, &len);
+  for (size_t off = 0, seq = 0; rc == 0 && off < len; off += PART_BYTES, seq++)
+    rc = sd_core_store_part(m->core, proj->version, (int)seq,
+                            (const char *)blob + off,
+                            len - off < PART_BYTES ? len - off : PART_BYTES);
+  free(blob);
+  if (rc < 0) snprintf(msg, msglen, "storing the refitted projection failed: %s",
+                       sd_err_message(rc));
+  return rc;
+}
+
 static int run_job(sd_maint *m, const sd_recluster_req *req, json_t **summary,
                    char *msg, size_t msglen) {
   sd_snapshot *snap = sd_snapshot_acquire();
@@ -155,6 +173,7 @@ static int run_job(sd_maint *m, const sd_recluster_req *req, json_t **summary,
   int stopping = m->stopping;
   pthread_mutex_unlock(&m->mu);
   if (rc == 0 && stopping) rc = SD_ESHUTDOWN;
+  if (rc == 0 && prop.proj) rc = store_projection(m, prop.proj, msg, msglen);
   if (rc == 0) rc = sd_core_install(m->core, &prop, summary, msg, msglen);
   if (rc == 0) {
     sd_log_info("re-clustered %s with %s: model v%lld, k=%d, %zu sampled, "

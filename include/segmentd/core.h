@@ -31,6 +31,7 @@ typedef struct sd_job {
   void (*done)(struct sd_job *job, void *ud);
   void *ud;
   struct sd_proposal *install;/* set: install this model instead */
+  struct core_part *part;     /* set: store this projection part instead */
   void *ud2;                  /* install: the summary (json_t *) */
   struct sd_job *next;        /* queue link (core-owned while queued) */
 } sd_job;
@@ -54,6 +55,11 @@ void sd_core_free(sd_core *c);
  * JSON object describing the installed model. */
 int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
                     char *msg, size_t msglen);
+
+/* Stores part seq of projection version (a slice of sd_lsa_save()'s blob)
+ * in its own short transaction, ahead of the install that uses it. */
+int sd_core_store_part(sd_core *c, int64_t version, int seq, const void *data,
+                       size_t len);
 
 /* Lets the writer ask the maintenance thread for first models and for the
  * segments re-cluster that follows an encoder refit. */

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "harness.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -280,6 +281,28 @@ static void test_swap_under_load(sd_server *srv) {
   json_decref(sp);
 }
 
+/* The refitted projection (stored in parts) and the model survive a
+ * restart: the same text gets the same intent before and after. */
+static void test_restart_keeps_projection(sd_server *srv) {
+  long st;
+  const char *q = "{\"text\":\"rain and storm in the forecast\"}";
+  json_t *info = http_json(srv, "GET", "/v1/info", NULL, &st);
+  long long pv = json_path_int(info, "embedder.projection_version", -1);
+  CHECK(pv >= 1); /* 300 texts >= --dim 64: the encoder was refitted */
+  json_t *a = http_json(srv, "POST", "/v1/assign", q, &st);
+  CHECK_INT(st, 200);
+  CHECK_INT(srv_stop(srv), 0);
+  CHECK_INT(srv_restart(srv), 0);
+  json_t *info2 = http_json(srv, "GET", "/v1/info", NULL, &st);
+  CHECK_INT(json_path_int(info2, "embedder.projection_version", -1), pv);
+  json_t *b = http_json(srv, "POST", "/v1/assign", q, &st);
+  CHECK_INT(st, 200);
+  CHECK_INT(json_path_int(b, "intent.id", -2), json_path_int(a, "intent.id", -1));
+  CHECK(fabs(json_real_value(json_path(a, "intent.similarity")) -
+             json_real_value(json_path(b, "intent.similarity"))) < 1e-3);
+  json_decref(info), json_decref(info2), json_decref(a), json_decref(b);
+}
+
 int main(void) {
   const char *args[] = {"--train-min", "60", "--dim", "64", "--k-max", "12",
                         "--stability-runs", "2", "--restarts", "3", NULL};
@@ -294,6 +317,7 @@ int main(void) {
   test_lineage_and_evaluate(srv);
   test_bad_requests(srv);
   test_swap_under_load(srv);
+  test_restart_keeps_projection(srv);
   CHECK_INT(srv_stop(srv), 0);
   if (check_failures) srv_dump_log(srv);
   srv_free(srv);
