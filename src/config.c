@@ -97,6 +97,9 @@ static const opt_row opt_rows[] = {
     {"k-tolerance", "SEGMENTD_K_TOLERANCE", OPT_DOUBLE, O(k_tolerance), "0.05",
      0, 0.5, "automatic K: the smallest K whose silhouette is within this "
      "share of the best"},
+    {"reassign-chunk", "SEGMENTD_REASSIGN_CHUNK", OPT_LONG, O(reassign_chunk),
+     "1000", 1, 100000, "entities moved onto a new model per writer turn "
+     "(ingest waits for at most one such chunk)"},
     {"fresh-gain", "SEGMENTD_FRESH_GAIN", OPT_DOUBLE, O(fresh_gain), "0.01", 0,
      1, "a re-cluster replaces the warm start from the live model only when "
      "a fresh fit lowers inertia by this share"},

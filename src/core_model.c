@@ -330,9 +330,11 @@ int core_publish(sd_core *c) {
   for (int i = 0; i < SD_BEH_DIM; i++)
     snap->beh_names[i] = sd_snapshot_strdup(snap, c->beh_names[i]);
   snap->proj = sd_proj_ref(c->proj);
-  for (int s = 0; s < SD_SPACES && rc == 0; s++)
+  for (int s = 0; s < SD_SPACES && rc == 0; s++) {
     rc = sd_space_snapshot(&c->spaces[s], snap, &snap->spaces[s],
                            (const char *const *)c->beh_names, now);
+    snap->spaces[s].reassigning = c->reassign.active && c->reassign.space == s;
+  }
   if (rc < 0) {
     sd_snapshot_release(snap);
     return rc;

@@ -4,13 +4,13 @@
  *
  * The install (core_install.c) swaps the model in one short transaction
  * and starts a re-assignment here; from then on new entities already use
- * the new model and projection. Each step takes one chunk of CHUNK rows in
- * rowid order, re-embeds texts whose vectors came from an older projection,
- * assigns them to the live centroids and commits, together with the cursor
- * (meta key "reassign"), so a crash or restart resumes where it stopped.
- * After an encoder refit, a second phase recomputes users' text views from
- * their texts' new vectors. Ingest waits for at most one chunk (~1000 rows)
- * instead of the whole space.
+ * the new model and projection. Each step takes one chunk of
+ * --reassign-chunk rows in rowid order, re-embeds texts whose vectors came
+ * from an older projection, assigns them to the live centroids and commits,
+ * together with the cursor (meta key "reassign"), so a crash or restart
+ * resumes where it stopped. After an encoder refit, a second phase
+ * recomputes users' text views (a fifth as many users per step). Ingest
+ * waits for at most one chunk instead of the whole space.
  */
 #include "core_int.h"
 
@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK 1000
-#define VIEW_CHUNK 200
 
 typedef struct {
   int64_t id;
@@ -35,14 +33,14 @@ typedef struct {
 
 static const char SQL_TEXT_CHUNK[] =
     "SELECT id,text,embedding,embedder_id FROM texts WHERE id>?1 "
-    "ORDER BY id LIMIT 1000";
+    "ORDER BY id LIMIT ?2";
 static const char SQL_TEXT_SET[] =
     "UPDATE texts SET cluster=?2,similarity=?3,confidence=?4,"
     "embedding=coalesce(?5,embedding),embedder_id=coalesce(?6,embedder_id) "
     "WHERE id=?1";
 static const char SQL_USER_CHUNK[] =
     "SELECT id,text_sum,text_t,beh_sum,beh_t FROM users WHERE id>?1 "
-    "ORDER BY id LIMIT 1000";
+    "ORDER BY id LIMIT ?2";
 static const char SQL_USER_SET[] =
     "UPDATE users SET cluster=?2,similarity=?3,confidence=?4 WHERE id=?1";
 
@@ -82,6 +80,7 @@ static int text_chunk(sd_core *c, int64_t *after, ent *e, float *xs,
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_TEXT_CHUNK);
   if (!st) return SD_EDB;
   sqlite3_bind_int64(st, 1, *after);
+  sqlite3_bind_int64(st, 2, c->cfg->reassign_chunk);
   int rc, err = 0, dim = c->vc.dim;
   *n = *read = 0;
   while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -113,6 +112,7 @@ static int user_chunk(sd_core *c, int64_t *after, ent *e, float *xs,
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_USER_CHUNK);
   if (!st) return SD_EDB;
   sqlite3_bind_int64(st, 1, *after);
+  sqlite3_bind_int64(st, 2, c->cfg->reassign_chunk);
   int rc, w = sd_views_width(&c->vc);
   *n = *read = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -134,8 +134,9 @@ static int user_chunk(sd_core *c, int64_t *after, ent *e, float *xs,
 static int entities_step(sd_core *c, int64_t *after, int *more) {
   sd_space *sp = &c->spaces[c->reassign.space];
   int texts = sp->index == SD_SPACE_INTENTS, w = sd_views_width(&c->vc);
-  ent *e = malloc(sizeof(ent) * CHUNK);
-  float *xs = malloc(sizeof(float) * CHUNK * (size_t)(texts ? c->vc.dim : w));
+  size_t chunk = (size_t)c->cfg->reassign_chunk;
+  ent *e = malloc(sizeof(ent) * chunk);
+  float *xs = malloc(sizeof(float) * chunk * (size_t)(texts ? c->vc.dim : w));
   float *sums = calloc((size_t)c->vc.dim + SD_BEH_DIM, sizeof(float));
   size_t n = 0, read = 0;
   int rc = e && xs && sums ? 0 : SD_ENOMEM;
@@ -144,7 +145,7 @@ static int entities_step(sd_core *c, int64_t *after, int *more) {
                : user_chunk(c, after, e, xs, sums, &n, &read);
   if (rc == 0) rc = assign_rows(c, sp, e, n);
   if (rc == 0) c->reassign.rows += (int64_t)n;
-  *more = read == CHUNK;
+  *more = read == chunk;
   free(e), free(xs), free(sums);
   return rc;
 }
@@ -192,7 +193,8 @@ static int views_step(sd_core *c, int64_t *after, int *more) {
   float *buf = malloc(sizeof(float) * 2 * (size_t)c->vc.dim);
   char uid[SD_MAX_ID + 1];
   int rc = buf ? 0 : SD_ENOMEM, got = 0;
-  for (int i = 0; i < VIEW_CHUNK && rc == 0; i++) {
+  long users = c->cfg->reassign_chunk / 5 > 0 ? c->cfg->reassign_chunk / 5 : 1;
+  for (long i = 0; i < users && rc == 0; i++) {
     int64_t t;
     if ((got = next_user(c, after, uid, sizeof(uid))) <= 0) {
       rc = got;

@@ -32,11 +32,12 @@ static json_t *space_json(const sd_snap_space *sp) {
     json_t *st = json_object_get(quality, "stability");
     if (st) json_object_del(st, "per_cluster"); /* per cluster: see clusters */
   }
-  return json_pack("{s:s,s:s,s:I,s:s,s:i,s:I,s:I,s:o,s:o}", "name", sp->name,
-                   "entity", sp->entity, "model_version",
+  return json_pack("{s:s,s:s,s:I,s:s,s:i,s:I,s:I,s:b,s:o,s:o}", "name",
+                   sp->name, "entity", sp->entity, "model_version",
                    (json_int_t)sp->version, "algorithm", sp->algorithm, "k",
                    sp->k, "points", (json_int_t)sp->points, "assigned",
-                   (json_int_t)sp->assigned, "quality", quality, "trained_at",
+                   (json_int_t)sp->assigned, "reassigning", sp->reassigning,
+                   "quality", quality, "trained_at",
                    sp->has_model ? h_time(sp->trained_at) : json_null());
 }
 

@@ -55,6 +55,7 @@ typedef struct {
   int64_t points;   /* entities with a vector */
   int64_t points_at_train; /* points when the model was trained */
   int32_t next_id;  /* first cluster id never used in this space */
+  int reassigning;  /* entities are still being moved onto this model */
   int64_t assigned; /* entities in a cluster */
   double inertia;
   const char *quality; /* the model's quality JSON, or NULL */
