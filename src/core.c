@@ -14,14 +14,30 @@
 
 #define GROUP_MAX_JOBS 256
 
+/* A job's fn in its own transaction; a snapshot follows a commit. */
+static int core_run_fn(sd_core *c, sd_job *job) {
+  int rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
+  if (rc == 0) rc = job->fn(c, job->fn_arg);
+  if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+  if (rc < 0) {
+    sd_store_exec(c->db, "ROLLBACK");
+    return rc;
+  }
+  if (core_publish(c) < 0) sd_log_error("publishing a snapshot failed");
+  return 0;
+}
+
 /* Runs the picked jobs in order: consecutive ingest jobs as one group,
  * each install on its own. */
 static void core_run(sd_core *c, sd_job **jobs, int n) {
   int start = 0;
   for (int i = 0; i <= n; i++) {
-    if (i < n && !jobs[i]->install && !jobs[i]->part) continue;
+    if (i < n && !jobs[i]->install && !jobs[i]->part && !jobs[i]->fn) continue;
     if (i > start) core_group(c, jobs + start, i - start);
-    if (i < n && jobs[i]->part) {
+    if (i < n && jobs[i]->fn) {
+      jobs[i]->rc = core_run_fn(c, jobs[i]);
+      jobs[i]->done(jobs[i], jobs[i]->ud);
+    } else if (i < n && jobs[i]->part) {
       jobs[i]->rc = core_store_part(c, jobs[i]->part);
       jobs[i]->done(jobs[i], jobs[i]->ud);
     } else if (i < n) { /* answered now on failure, else when re-assigned */

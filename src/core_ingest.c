@@ -354,7 +354,7 @@ static void group_apply(sd_core *c, group *g) {
     if (u->is_new) seg->points++;
     if (u->idx < 0) continue;
     if (u->old_idx >= 0)
-      sd_space_member_remove(seg, u->old_idx, u->old_sim, u->user_id);
+      sd_space_member_remove(seg, u->old_idx, u->old_sim, u->user_id, NULL, 0);
     sd_space_member_add(seg, u->idx, u->sim, u->user_id, NULL, 0);
     sd_space_update(seg, u->idx, u->buf + c->vc.dim + SD_BEH_DIM, g->now);
   }

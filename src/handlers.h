@@ -28,6 +28,8 @@ int h_recluster(sd_req *req, sd_reply *rep);
 int h_job(sd_req *req, sd_reply *rep);
 int h_lineage(sd_req *req, sd_reply *rep);
 int h_evaluate(sd_req *req, sd_reply *rep);
+int h_cluster_patch(sd_req *req, sd_reply *rep);
+int h_user_delete(sd_req *req, sd_reply *rep);
 /* The reply of a finished (or refused) ingest job; frees its batch. */
 void h_ingest_done(sd_job *job, sd_reply *rep);
 

@@ -227,10 +227,12 @@ void sd_space_members_clear(sd_space *sp) {
   sp->terms_at = 0; /* rank top terms again at the next snapshot */
 }
 
-void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id) {
+void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id,
+                            const char *text, size_t text_len) {
   sd_space_rep *r = sp->reps[idx];
   sp->sizes[idx]--;
   sp->sim_sum[idx] -= sim;
+  if (sp->terms && text) sd_terms_add(sp->terms, idx, text, text_len, -1);
   for (int j = 0; j < SD_REPS; j++) {
     if (!r[j].id || strcmp(r[j].id, id)) continue;
     free(r[j].id);

@@ -32,6 +32,9 @@ typedef struct sd_job {
   void *ud;
   struct sd_proposal *install;/* set: install this model instead */
   struct core_part *part;     /* set: store this projection part instead */
+  int (*fn)(sd_core *c, void *arg); /* set: run this on the writer, in its
+                                       own transaction, then publish */
+  void *fn_arg;
   void *ud2;                  /* install: the summary (json_t *) */
   struct sd_job *next;        /* queue link (core-owned while queued) */
 } sd_job;
@@ -60,6 +63,26 @@ int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
  * in its own short transaction, ahead of the install that uses it. */
 int sd_core_store_part(sd_core *c, int64_t version, int seq, const void *data,
                        size_t len);
+
+/* ---- administrative writes (core_admin.c), run as a job's fn ---- */
+
+/* PATCH of a cluster: label and/or description (NULL value = clear). */
+typedef struct {
+  int space;
+  int64_t id;
+  int set_label, set_description;
+  const char *label, *description; /* borrowed until the job is done */
+  int found;                        /* out: the cluster exists */
+} sd_label_op;
+int sd_core_op_label(sd_core *c, void *op /* sd_label_op */);
+
+/* Erasure of every event, text, embedding and assignment of a user. */
+typedef struct {
+  const char *user_id;   /* borrowed until the job is done */
+  int64_t events, texts; /* out: rows deleted */
+  int found;             /* out: the user existed */
+} sd_erase_op;
+int sd_core_op_erase(sd_core *c, void *op /* sd_erase_op */);
 
 /* Lets the writer ask the maintenance thread for first models and for the
  * segments re-cluster that follows an encoder refit. */

@@ -89,7 +89,8 @@ void sd_space_update(sd_space *sp, int idx, const float *x, int64_t now);
  * NULL. remove takes the similarity recorded when the member was added. */
 void sd_space_member_add(sd_space *sp, int idx, float sim, const char *id,
                          const char *text, size_t text_len);
-void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id);
+void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id,
+                            const char *text, size_t text_len);
 /* Forgets every member (counts, cohesion, representatives, terms), before
  * they are counted again from the stored assignments. */
 void sd_space_members_clear(sd_space *sp);
