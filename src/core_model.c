@@ -120,9 +120,14 @@ static int load_model(sd_core *c, sd_space *sp) {
                             (const char *)sqlite3_column_text(st, 1));
     if (rc == 0)
       rc = sd_space_set_quality(sp, (const char *)sqlite3_column_text(st, 9));
+  } else if (k > 0 && dim != sp->dim) { /* e.g. the user vector grew */
+    sd_log_warn("the stored %s model has dimension %d, this build uses %d: "
+                "it is set aside and a new model will be trained",
+                sp->name, dim, sp->dim);
+    sp->version = sqlite3_column_int64(st, 0); /* the next one follows it */
+    rc = 0;
   } else {
-    sd_log_error("the stored %s model does not match this configuration "
-                 "(dim %d vs %d)", sp->name, dim, sp->dim);
+    sd_log_error("the stored %s model is unreadable", sp->name);
   }
   sqlite3_reset(st);
   free(ids);
