@@ -28,6 +28,10 @@ int h_recluster(sd_req *req, sd_reply *rep);
 int h_job(sd_req *req, sd_reply *rep);
 int h_lineage(sd_req *req, sd_reply *rep);
 int h_evaluate(sd_req *req, sd_reply *rep);
+/* handlers_clusters.c: a keyset page of a live cluster's members, and the
+ * 2-D map of a space (centroid PCA axes, a stride sample of points). */
+int h_cluster_members(sd_req *req, sd_reply *rep);
+int h_map(sd_req *req, sd_reply *rep);
 int h_cluster_patch(sd_req *req, sd_reply *rep);
 int h_user_delete(sd_req *req, sd_reply *rep);
 /* The reply of a finished (or refused) ingest job; frees its batch. */

@@ -30,6 +30,8 @@ static const route routes[] = {
     {"GET", "/v1/spaces", h_spaces},
     {"GET", "/v1/spaces/{}/clusters", h_clusters},
     {"GET", "/v1/spaces/{}/clusters/{}", h_cluster},
+    {"GET", "/v1/spaces/{}/clusters/{}/members", h_cluster_members},
+    {"GET", "/v1/spaces/{}/map", h_map},
     {"PATCH", "/v1/spaces/{}/clusters/{}", h_cluster_patch},
     {"GET", "/v1/spaces/{}/assignments", h_assignments},
     {"POST", "/v1/spaces/{}/recluster", h_recluster},
@@ -84,18 +86,21 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
     memcpy(scratch, req->path, strlen(req->path) + 1);
     nseg = split(scratch, seg);
   }
+  /* HEAD is GET without a body (libmicrohttpd drops the body) */
+  const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
   allow[0] = 0;
   for (size_t i = 0; nseg > 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
     const route *r = &routes[i];
     if (!route_match(r->pattern, seg, nseg, params, &n)) continue;
-    if (!strcmp(r->method, req->method)) {
+    if (!strcmp(r->method, method)) {
       memcpy(req->params, params, sizeof(params));
       req->n_params = n;
       return r->fn;
     }
     if (!strstr(allow, r->method)) {
       size_t l = strlen(allow);
-      snprintf(allow + l, sizeof(allow) - l, "%s%s", l ? ", " : "", r->method);
+      snprintf(allow + l, sizeof(allow) - l, "%s%s%s", l ? ", " : "", r->method,
+               strcmp(r->method, "GET") ? "" : ", HEAD");
     }
   }
   if (allow[0]) {

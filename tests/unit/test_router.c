@@ -26,6 +26,11 @@ int main(void) {
   CHECK_INT(req.n_params, 2);
   CHECK_STR(req.params[0], "intents");
   CHECK_STR(req.params[1], "7");
+  CHECK(route("HEAD", "/healthz", &req, &rep) == route("GET", "/healthz", &req, &rep));
+  CHECK(route("HEAD", "/healthz", &req, &rep) != NULL);
+  CHECK(route("POST", "/healthz", &req, &rep) == NULL);
+  CHECK_STR(rep.allow, "GET, HEAD");
+  sd_reply_free(&rep);
   CHECK(route("DELETE", "/v1/events", &req, &rep) == NULL);
   CHECK_INT(rep.status, 405);
   CHECK_STR(rep.allow, "POST");
