@@ -250,11 +250,17 @@ int core_projection_embedder(sd_core *c, int64_t version, int64_t *id) {
                               sd_now_ms(), id);
 }
 
-/* A failed first model may be asked for again. */
+#define FIRST_MODEL_RETRY_MS 30000
+
+/* A failed first model may be asked for again, after a pause (a space
+ * whose points cannot be clustered yet must not ask at every batch). */
 static void first_model_done(int64_t job, int rc, json_t *summary,
                              const char *msg, void *ud) {
+  sd_space *sp = ud;
   (void)job, (void)summary, (void)msg;
-  if (rc < 0) atomic_store((_Atomic int *)ud, 0);
+  if (rc >= 0) return;
+  atomic_store(&sp->train_retry_at, sd_now_ms() + FIRST_MODEL_RETRY_MS);
+  atomic_store(&sp->train_requested, 0);
 }
 
 void core_request_first_models(sd_core *c) {
@@ -263,13 +269,13 @@ void core_request_first_models(sd_core *c) {
     sd_space *sp = &c->spaces[s];
     int64_t job;
     if (sp->has_model || sp->points < c->cfg->train_min ||
-        atomic_load(&sp->train_requested))
+        atomic_load(&sp->train_requested) ||
+        sd_now_ms() < atomic_load(&sp->train_retry_at))
       continue;
     sd_recluster_req req = {s, SD_ALGO_KMEANS, (int)c->cfg->k,
                             s == SD_SPACE_INTENTS, 0x5e9d};
     atomic_store(&sp->train_requested, 1);
-    if (sd_maint_submit(m, &req, first_model_done, &sp->train_requested,
-                        &job) < 0) {
+    if (sd_maint_submit(m, &req, first_model_done, sp, &job) < 0) {
       atomic_store(&sp->train_requested, 0);
     } else {
       sd_log_info("%s holds %lld points: first model requested (job %lld)",

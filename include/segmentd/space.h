@@ -51,6 +51,8 @@ typedef struct {
   int64_t points_at_train;  /* points when the live model was installed */
   _Atomic int train_requested; /* first model asked of the maintenance
                                   thread (cleared if that job fails) */
+  _Atomic int64_t train_retry_at; /* after a failed first model, not
+                                     before this time (epoch ms) */
   int32_t next_id;
   sd_terms *terms;          /* intents only */
   int64_t terms_at;         /* when top terms were last ranked */
