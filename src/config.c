@@ -97,6 +97,13 @@ static const opt_row opt_rows[] = {
     {"k-tolerance", "SEGMENTD_K_TOLERANCE", OPT_DOUBLE, O(k_tolerance), "0.05",
      0, 0.5, "automatic K: the smallest K whose silhouette is within this "
      "share of the best"},
+    {"actionable-size", "SEGMENTD_ACTIONABLE_SIZE", OPT_LONG,
+     O(actionable_size), "20", 0, 100000000,
+     "clusters with fewer members are flagged \"actionable\": false"},
+    {"actionable-stability", "SEGMENTD_ACTIONABLE_STABILITY", OPT_DOUBLE,
+     O(actionable_stability), "0.6", 0, 1,
+     "clusters whose bootstrap Jaccard stability is lower are flagged "
+     "\"actionable\": false (Hennig: below 0.6 is doubtful)"},
     {"reassign-chunk", "SEGMENTD_REASSIGN_CHUNK", OPT_LONG, O(reassign_chunk),
      "1000", 1, 100000, "entities moved onto a new model per writer turn "
      "(ingest waits for at most one such chunk)"},

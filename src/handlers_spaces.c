@@ -52,7 +52,14 @@ int h_spaces(sd_req *req, sd_reply *rep) {
   return sd_reply_json(rep, 200, json_pack("{s:o}", "spaces", a));
 }
 
-static json_t *cluster_json(const sd_snap_space *sp, int i) {
+/* Is the cluster big and stable enough to act on? (Unmeasured stability
+ * does not count against it.) */
+static int actionable(const sd_config *cfg, const sd_snap_cluster *c) {
+  return c->size >= cfg->actionable_size &&
+         (isnan(c->stability) || c->stability >= cfg->actionable_stability);
+}
+
+static json_t *cluster_json(const sd_config *cfg, const sd_snap_space *sp, int i) {
   const sd_snap_cluster *c = &sp->clusters[i];
   json_t *terms = json_array(), *reps = json_array();
   for (int j = 0; j < c->n_terms; j++)
@@ -62,14 +69,15 @@ static json_t *cluster_json(const sd_snap_space *sp, int i) {
                                           "text", c->reps[j].text, "similarity",
                                           (double)c->reps[j].similarity));
   int intents = !strcmp(sp->name, "intents");
-  return json_pack("{s:I,s:s,s:s,s:s?,s:I,s:f,s:f,s:o,s:o,s:o,s:o}", "id",
+  return json_pack("{s:I,s:s,s:s,s:s?,s:I,s:f,s:f,s:o,s:o,s:o,s:o,s:o}", "id",
                    (json_int_t)c->id, "label", c->label, "label_source",
                    c->label_manual ? "manual" : "auto", "description",
                    c->description, "size", (json_int_t)c->size, "share",
                    c->share, "cohesion", c->cohesion, "stability",
                    isnan(c->stability) ? json_null() : json_real(c->stability),
                    intents ? "top_terms" : "top_features", terms,
-                   "representatives", reps, "created_at", h_time(c->created_at));
+                   "representatives", reps, "created_at", h_time(c->created_at),
+                   "actionable", actionable(cfg, c) ? json_true() : json_false());
 }
 
 int h_clusters(sd_req *req, sd_reply *rep) {
@@ -77,7 +85,7 @@ int h_clusters(sd_req *req, sd_reply *rep) {
   const sd_snap_space *sp = h_space(req, rep, &snap);
   if (!sp) return SD_ENOTFOUND;
   json_t *a = json_array();
-  for (int i = 0; i < sp->k; i++) json_array_append_new(a, cluster_json(sp, i));
+  for (int i = 0; i < sp->k; i++) json_array_append_new(a, cluster_json(req->cfg, sp, i));
   json_t *o = json_pack("{s:s,s:I,s:o}", "space", sp->name, "model_version",
                         (json_int_t)sp->version, "clusters", a);
   sd_snapshot_release(snap);
@@ -94,7 +102,7 @@ int h_cluster(sd_req *req, sd_reply *rep) {
   const sd_snap_space *sp = h_space(req, rep, &snap);
   if (!sp) return SD_ENOTFOUND;
   int i = sd_snap_cluster_index(sp, id);
-  json_t *o = i >= 0 ? cluster_json(sp, i) : NULL;
+  json_t *o = i >= 0 ? cluster_json(req->cfg, sp, i) : NULL;
   if (o) json_object_set_new(o, "model_version", json_integer(sp->version));
   sd_snapshot_release(snap);
   if (i < 0) return sd_reply_error(rep, SD_ENOTFOUND, "no such cluster", NULL);

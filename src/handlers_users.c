@@ -31,6 +31,7 @@ typedef struct {
   int64_t cluster;
   float *text_sum, *beh_sum; /* dim, SD_BEH_DIM */
   int64_t text_t, beh_t;
+  int has_text, has_beh;      /* the views are stored */
 } user_row;
 
 static const char SQL_USER_READ[] =
@@ -63,6 +64,8 @@ static int user_read(const char *user_id, int dim, user_row *u) {
     u->updated_at = sqlite3_column_int64(st, 4);
     u->has_cluster = sqlite3_column_type(st, 5) != SQLITE_NULL;
     u->cluster = sqlite3_column_int64(st, 5);
+    u->has_text = sqlite3_column_type(st, 6) == SQLITE_BLOB;
+    u->has_beh = sqlite3_column_type(st, 8) == SQLITE_BLOB;
     u->text_t = blob_into(st, 6, u->text_sum, dim) ? sqlite3_column_int64(st, 7) : 0;
     u->beh_t = blob_into(st, 8, u->beh_sum, SD_BEH_DIM) ? sqlite3_column_int64(st, 9) : 0;
   }
@@ -282,12 +285,15 @@ int h_user(sd_req *req, sd_reply *rep) {
     json_decref(seg);
     return answer_error(rep, err, uid);
   }
-  json_t *o = json_pack("{s:s,s:{s:I,s:I},s:o,s:o,s:o,s:O}", "user_id", uid,
-                        "counts", "events", (json_int_t)u.n_events, "texts",
-                        (json_int_t)u.n_texts, "first_seen",
+  json_t *o = json_pack("{s:s,s:{s:I,s:I},s:{s:b,s:b},s:o,s:o,s:o,s:O,s:O,s:O}",
+                        "user_id", uid, "counts", "events", (json_int_t)u.n_events,
+                        "texts", (json_int_t)u.n_texts, "views", "text",
+                        u.has_text, "behaviour", u.has_beh, "first_seen",
                         h_time(u.first_seen), "last_seen", h_time(u.last_seen),
                         "updated_at", h_time(u.updated_at), "segment",
-                        json_object_get(seg, "segment"));
+                        json_object_get(seg, "segment"), "intents",
+                        json_object_get(seg, "intents"), "model_version",
+                        json_object_get(seg, "model_version"));
   json_decref(seg);
   return sd_reply_json(rep, 200, o);
 }

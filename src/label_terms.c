@@ -2,7 +2,8 @@
  * label_terms.c -- vocabulary, per-cluster word counts and c-TF-IDF
  * ranking (see label_terms.h).
  *
- * Two open-addressing tables: words -> term index, and
+ * Terms are words and adjacent word pairs ("card payment"), stop words
+ * left out. Two open-addressing tables: terms -> term index, and
  * (cluster << 32 | term) -> count. Both grow by doubling at 50% load.
  */
 #include "segmentd/label_terms.h"
@@ -10,6 +11,7 @@
 #include "segmentd/tokenize.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,16 +154,30 @@ static int pair_add(sd_terms *t, int c, long term_idx, int delta) {
   return 0;
 }
 
+/* Counts one term (a word or "w1 w2") in cluster c. */
+static int term_add(sd_terms *t, int c, const char *s, size_t n, int delta) {
+  long idx = vocab_find(t, s, n);
+  if (idx == SD_ENOMEM) return SD_ENOMEM;
+  return idx >= 0 ? pair_add(t, c, idx, delta) : 0;
+}
+
+static int word_ok(const sd_words *w, size_t i) {
+  return w->len[i] <= 64 && !sd_is_stopword(w->buf + w->off[i], w->len[i]);
+}
+
 int sd_terms_add(sd_terms *t, int c, const char *text, size_t len, int delta) {
   sd_words w;
+  char bigram[2 * 64 + 2];
   int rc = sd_words_split(text, len, &w);
   if (rc < 0) return rc;
   for (size_t i = 0; i < w.n && rc == 0; i++) {
-    const char *s = w.buf + w.off[i];
-    if (sd_is_stopword(s, w.len[i]) || w.len[i] > 64) continue;
-    long idx = vocab_find(t, s, w.len[i]);
-    if (idx == SD_ENOMEM) rc = SD_ENOMEM;
-    else if (idx >= 0) rc = pair_add(t, c, idx, delta);
+    if (!word_ok(&w, i)) continue;
+    rc = term_add(t, c, w.buf + w.off[i], w.len[i], delta);
+    if (rc == 0 && i + 1 < w.n && word_ok(&w, i + 1)) { /* adjacent bigram */
+      int n = snprintf(bigram, sizeof(bigram), "%.*s %.*s", (int)w.len[i],
+                       w.buf + w.off[i], (int)w.len[i + 1], w.buf + w.off[i + 1]);
+      rc = term_add(t, c, bigram, (size_t)n, delta);
+    }
   }
   sd_words_free(&w);
   return rc;

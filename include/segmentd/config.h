@@ -47,6 +47,8 @@ typedef struct {
   long restarts;           /* k-means++ restarts of a final fit */
   double k_tolerance;      /* smallest K within this share of the best
                               silhouette is chosen (parsimony) */
+  long actionable_size;    /* fewer members: the cluster is not actionable */
+  double actionable_stability; /* lower bootstrap Jaccard: not actionable */
   long reassign_chunk;     /* entities moved per writer turn after an install */
   double fresh_gain;       /* a fresh k-means must beat the warm start from
                               the live model by this share of inertia */

@@ -1,7 +1,8 @@
 /*
  * label_terms.h -- class-based TF-IDF top terms of text clusters.
  *
- * Owns: a vocabulary of words (stop words dropped), each word's count per
+ * Owns: a vocabulary of terms (words and adjacent word pairs, stop words
+ * dropped), each term's count per
  * cluster and in total, and the c-TF-IDF ranking
  *   score(t, c) = tf(t, c) * ln(1 + A / tf(t)),  A = mean words per cluster
  * (Grootendorst 2022). Clusters are indexes 0..k-1 of the live model.

@@ -142,6 +142,29 @@ static void test_bad(sd_server *srv) {
   CHECK_INT(st, 404);
 }
 
+/* GET /v1/users/{id} says which views are stored and the intents mix;
+ * every cluster says whether it is actionable. */
+static void test_user_and_flags(sd_server *srv) {
+  long st;
+  json_t *u = http_json(srv, "GET", "/v1/users/a1", NULL, &st);
+  CHECK_INT(st, 200);
+  CHECK(json_is_true(json_path(u, "views.text")));
+  CHECK(json_is_true(json_path(u, "views.behaviour")));
+  CHECK_INT(json_array_size(json_object_get(u, "intents")), 1);
+  CHECK(json_path_int(u, "model_version", 0) >= 1);
+  json_decref(u);
+  json_t *cl = http_json(srv, "GET", "/v1/spaces/intents/clusters", NULL, &st);
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(cl, "clusters"), i, c) {
+    json_t *a = json_object_get(c, "actionable");
+    CHECK(json_is_boolean(a));
+    /* 90 texts in 3 clusters of ~30 (>= 20 members), stability unmeasured */
+    CHECK(json_is_true(a));
+  }
+  json_decref(cl);
+}
+
 int main(void) {
   const char *args[] = {"--train-min", "60", "--dim", "64", "--k", "3",
                         "--stability-runs", "0", NULL};
@@ -158,6 +181,7 @@ int main(void) {
     if (done) break;
     sleep_ms(100);
   }
+  test_user_and_flags(srv);
   test_label(srv);
   test_erase(srv, 90);
   test_bad(srv);
