@@ -237,7 +237,8 @@ int core_reassign_start(sd_core *c, int space, int64_t version, int refit) {
 
 /* The end: exact member counts, a snapshot, the waiting job. */
 static void finish(sd_core *c) {
-  core_reassign_state *r = &c->reassign;
+  core_reassign_state done = c->reassign, *r = &done;
+  memset(&c->reassign, 0, sizeof(c->reassign)); /* published as finished */
   int64_t ms = (sd_mono_ns() - r->started_ns) / 1000000;
   sd_log_info("re-assigned %lld %s to model v%lld in %lld ms",
               (long long)r->rows, c->spaces[r->space].entity,
@@ -258,9 +259,8 @@ static void finish(sd_core *c) {
   if (w) {
     json_object_set_new((json_t *)w->ud2, "reassign_ms", json_integer(ms));
     w->rc = 0;
+    w->done(w, w->ud);
   }
-  memset(r, 0, sizeof(*r));
-  if (w) w->done(w, w->ud);
 }
 
 /* One chunk in its own transaction, with the cursor. */
@@ -291,7 +291,7 @@ void core_reassign_step(sd_core *c) {
     return;
   }
   if (!r->active) {
-    r->active = 1; /* finish() reads the state */
+    r->active = 1; /* finish() takes the state over */
     finish(c);
   }
 }

@@ -15,16 +15,19 @@
  * cheap, deterministic (the start is the row of largest norm, the sign of
  * each axis makes its largest component positive) and the same for every
  * request on one model, up to the centroids' online drift. The points are
- * a deterministic stride sample over rowids: `limit` evenly spaced targets
- * in [min rowid, max rowid], each taking the first entity with a vector at
- * or after max(target, previous + 1), so a space of at most `limit`
- * entities comes back whole. Each point's vector (texts: the stored
- * embedding, normalised; users: the composed views vector) is projected
- * on the same axes. Memory: O(k * dim) for the axes, one vector at a time
- * for the points, and the JSON answer.
+ * a deterministic stratified sample over rowids: [min rowid, max rowid] is
+ * cut into `limit` equal strata, each gives a target at a fixed
+ * pseudo-random offset inside it (a plain every-n-th stride would alias
+ * with any periodic pattern of the input), and each target takes the first
+ * entity with a vector at or after max(target, previous + 1), so a space
+ * of at most `limit` entities comes back whole: one rowid seek per point.
+ * Each point's vector (texts: the stored embedding, normalised; users: the
+ * composed views vector) is projected on the same axes. Memory: O(k * dim)
+ * for the axes, one vector at a time for the points, and the JSON answer.
  */
 #include "handlers.h"
 #include "segmentd/err.h"
+#include "segmentd/rng.h"
 #include "segmentd/snapshot.h"
 #include "segmentd/store.h"
 #include "segmentd/views.h"
@@ -43,6 +46,7 @@
 #define MAP_MAX 10000
 #define PCA_ITERS 300
 #define PCA_TOL 1e-6f
+#define MAP_SEED 0x6d6170u /* fixed: the same sample every time */
 
 /* Parses an optional query value of decimal digits in [lo, hi] (dflt when
  * absent). 0, or -1 when present but not such a number. */
@@ -61,13 +65,12 @@ static int query_int(const char *s, long long lo, long long hi,
   return 0;
 }
 
-static json_t *real_or_null(double v) {
-  return isfinite(v) ? json_real(v) : json_null();
-}
-
+/* A REAL column as a JSON number, or null (NULL or not finite). */
 static json_t *column_real(sqlite3_stmt *st, int col) {
-  if (sqlite3_column_type(st, col) == SQLITE_NULL) return json_null();
-  return real_or_null(sqlite3_column_double(st, col));
+  double v = sqlite3_column_double(st, col);
+  if (sqlite3_column_type(st, col) == SQLITE_NULL || !isfinite(v))
+    return json_null();
+  return json_real(v);
 }
 
 /* ---- GET /v1/spaces/{space}/clusters/{id}/members ---- */
@@ -149,15 +152,13 @@ static int members_query(sd_req *req, sd_reply *rep, members_q *q) {
 
 int h_cluster_members(sd_req *req, sd_reply *rep) {
   members_q q = {0};
-  char *end;
-  long long id = strtoll(req->params[1], &end, 10);
-  if (*end || id < 0 || id > INT32_MAX)
-    return sd_reply_error(rep, SD_ENOTFOUND,
-                          "cluster ids are non-negative integers", NULL);
   sd_snapshot *snap;
   const sd_snap_space *sp = h_space(req, rep, &snap);
   if (!sp) return SD_ENOTFOUND;
-  int live = sd_snap_cluster_index(sp, id) >= 0;
+  char *end;
+  long long id = strtoll(req->params[1], &end, 10);
+  int live = !*end && id >= 0 && id <= INT32_MAX &&
+             sd_snap_cluster_index(sp, id) >= 0;
   int64_t version = sp->version;
   q.texts = sp == &snap->spaces[SD_SPACE_INTENTS];
   sd_snapshot_release(snap);
@@ -418,7 +419,9 @@ static int map_points(map_sample *s, long long limit) {
   if (!s->st) return SD_EDB;
   double span = (double)hi - (double)lo + 1.0;
   for (long long i = 0; i < limit; i++) {
-    int64_t target = lo + (int64_t)(span * (double)i / (double)limit);
+    uint64_t h = MAP_SEED ^ (uint64_t)i;
+    double off = (double)(sd_splitmix64(&h) >> 11) * 0x1p-53; /* [0, 1) */
+    int64_t target = lo + (int64_t)(span * ((double)i + off) / (double)limit);
     if (last != INT64_MIN && target <= last) {
       if (last == INT64_MAX) break;
       target = last + 1;
@@ -435,10 +438,11 @@ static json_t *map_centroids(const sd_snap_space *sp, const map_pca *p) {
   for (int i = 0; a && i < sp->k; i++) {
     float xy[2];
     pca_project(p, sp->centroids + (size_t)i * sp->dim, xy);
-    json_t *c = json_pack("{s:I,s:o,s:o,s:I,s:s}", "id",
-                          (json_int_t)sp->clusters[i].id, "x",
-                          real_or_null(xy[0]), "y", real_or_null(xy[1]),
-                          "size", (json_int_t)sp->clusters[i].size, "label",
+    /* unit centroids give finite coordinates; json_pack fails on NaN */
+    json_t *c = json_pack("{s:I,s:f,s:f,s:I,s:s}", "id",
+                          (json_int_t)sp->clusters[i].id, "x", (double)xy[0],
+                          "y", (double)xy[1], "size",
+                          (json_int_t)sp->clusters[i].size, "label",
                           sp->clusters[i].label ? sp->clusters[i].label : "");
     if (!c || json_array_append_new(a, c) < 0) {
       json_decref(a);
