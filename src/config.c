@@ -70,6 +70,10 @@ static const opt_row opt_rows[] = {
      "weight of the text view in user vectors"},
     {"w-behaviour", "SEGMENTD_W_BEHAVIOUR", OPT_DOUBLE, O(w_behaviour), "1", 0,
      1000, "weight of the behaviour view in user vectors"},
+    {"w-time", "SEGMENTD_W_TIME", OPT_DOUBLE, O(w_time), "0.5", 0, 1000,
+     "weight of the time view (hours, weekdays, cadence) in user vectors"},
+    {"w-context", "SEGMENTD_W_CONTEXT", OPT_DOUBLE, O(w_context), "0.5", 0,
+     1000, "weight of the context view (event properties) in user vectors"},
     {"save-interval-ms", "SEGMENTD_SAVE_INTERVAL_MS", OPT_LONG,
      O(save_interval_ms), "2000", 10, 3600000,
      "how often online centroid updates are persisted"},
@@ -195,7 +199,7 @@ int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
                  "(only \"builtin\")\n", c->embedder);
     return SD_EINVAL;
   }
-  if (c->w_text + c->w_behaviour <= 0) {
+  if (c->w_text + c->w_behaviour + c->w_time + c->w_context <= 0) {
     fprintf(err, "segmentd: view weights must not all be zero\n");
     return SD_EINVAL;
   }

@@ -201,8 +201,8 @@ int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
   if (!c) return SD_ENOMEM;
   c->cfg = cfg;
   c->started_at = sd_now_ms();
-  c->vc = (sd_views_conf){(int)cfg->dim, cfg->half_life_days * 86400e3,
-                          cfg->w_text, cfg->w_behaviour};
+  c->vc = sd_views_conf_of(cfg, c->beh_idf);
+  core_beh_idf(c);
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
   double hl = cfg->half_life_days * 86400e3;
@@ -258,6 +258,7 @@ void sd_core_free(sd_core *c) {
   sd_proj_unref(c->proj);
   for (int i = 0; i < SD_SPACES; i++) sd_space_free(&c->spaces[i]);
   for (int i = 0; i < SD_BEH_DIM; i++) free(c->beh_names[i]);
+  for (int i = 0; i < SD_CTX_DIM; i++) free(c->ctx_names[i]);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->cv);
   free(c);

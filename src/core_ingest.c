@@ -15,18 +15,19 @@
 #include "segmentd/timeutil.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
   const char *user_id; /* points into a job's batch */
   int is_new;
-  sd_user_state st;
+  sd_user_buf ub;      /* the user's view accumulators (ub.u) */
   int old_idx;         /* cluster index before this group, or -1 */
   float old_sim;
   int idx;             /* cluster index after, or -1 */
   float sim, conf;
-  float *buf;          /* text_sum | beh_sum | vector */
+  float *vec;          /* the composed vector */
 } user_slot;
 
 typedef struct {
@@ -59,18 +60,20 @@ static const char SQL_TEXT_INSERT[] =
     "INSERT INTO texts(text_id,user_id,text,ts,embedding,embedder_id,"
     "cluster,similarity,confidence) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)";
 static const char SQL_USER_GET[] =
-    "SELECT first_seen,last_seen,n_events,n_texts,text_sum,text_t,beh_sum,"
-    "beh_t,cluster,similarity FROM users WHERE user_id=?1";
+    "SELECT first_seen,last_seen,n_events,n_texts,cluster,similarity,"
+    SD_VIEWS_COLS " FROM users WHERE user_id=?1";
 static const char SQL_USER_PUT[] =
     "INSERT INTO users(user_id,first_seen,last_seen,n_events,n_texts,"
-    "text_sum,text_t,beh_sum,beh_t,cluster,similarity,confidence,updated_at)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) "
-    "ON CONFLICT(user_id) DO UPDATE SET first_seen=excluded.first_seen,"
+    "cluster,similarity,confidence,updated_at," SD_VIEWS_COLS ")"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
+    " ON CONFLICT(user_id) DO UPDATE SET first_seen=excluded.first_seen,"
     "last_seen=excluded.last_seen,n_events=excluded.n_events,"
-    "n_texts=excluded.n_texts,text_sum=excluded.text_sum,"
+    "n_texts=excluded.n_texts,cluster=excluded.cluster,"
+    "similarity=excluded.similarity,confidence=excluded.confidence,"
+    "updated_at=excluded.updated_at,text_sum=excluded.text_sum,"
     "text_t=excluded.text_t,beh_sum=excluded.beh_sum,beh_t=excluded.beh_t,"
-    "cluster=excluded.cluster,similarity=excluded.similarity,"
-    "confidence=excluded.confidence,updated_at=excluded.updated_at";
+    "time_sum=excluded.time_sum,time_t=excluded.time_t,"
+    "ctx_sum=excluded.ctx_sum,ctx_t=excluded.ctx_t,last_act=excluded.last_act";
 
 int core_blob_floats(sqlite3_stmt *st, int col, float *out, int n) {
   if (sqlite3_column_type(st, col) != SQLITE_BLOB ||
@@ -83,7 +86,10 @@ int core_blob_floats(sqlite3_stmt *st, int col, float *out, int n) {
 /* ---- the group's user map ---- */
 
 static void um_free(user_map *m) {
-  for (size_t i = 0; i < m->n; i++) free(m->slots[i].buf);
+  for (size_t i = 0; i < m->n; i++) {
+    sd_user_buf_free(&m->slots[i].ub);
+    free(m->slots[i].vec);
+  }
   free(m->slots);
   free(m->table);
 }
@@ -121,17 +127,15 @@ static int user_load(sd_core *c, user_slot *s) {
   s->is_new = rc == SQLITE_DONE;
   s->old_idx = s->idx = -1;
   if (rc == SQLITE_ROW) {
-    s->st.first_seen = sqlite3_column_int64(st, 0);
-    s->st.last_seen = sqlite3_column_int64(st, 1);
-    s->st.n_events = sqlite3_column_int64(st, 2);
-    s->st.n_texts = sqlite3_column_int64(st, 3);
-    if (core_blob_floats(st, 4, s->st.text_sum, c->vc.dim) == 0)
-      s->st.text_t = sqlite3_column_int64(st, 5);
-    if (core_blob_floats(st, 6, s->st.beh_sum, SD_BEH_DIM) == 0)
-      s->st.beh_t = sqlite3_column_int64(st, 7);
-    if (sqlite3_column_type(st, 8) != SQLITE_NULL && seg->has_model) {
-      s->old_idx = sd_space_index_of(seg, sqlite3_column_int64(st, 8));
-      s->old_sim = (float)sqlite3_column_double(st, 9);
+    sd_user_state *u = &s->ub.u;
+    u->first_seen = sqlite3_column_int64(st, 0);
+    u->last_seen = sqlite3_column_int64(st, 1);
+    u->n_events = sqlite3_column_int64(st, 2);
+    u->n_texts = sqlite3_column_int64(st, 3);
+    sd_views_read(st, 6, &c->vc, u);
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL && seg->has_model) {
+      s->old_idx = sd_space_index_of(seg, sqlite3_column_int64(st, 4));
+      s->old_sim = (float)sqlite3_column_double(st, 5);
     }
   }
   sqlite3_reset(st);
@@ -150,17 +154,12 @@ static user_slot *um_get(sd_core *c, user_map *m, const char *user_id,
   user_slot *s = &m->slots[m->n];
   memset(s, 0, sizeof(*s));
   s->user_id = user_id;
-  int width = sd_views_width(&c->vc);
-  s->buf = calloc((size_t)c->vc.dim + SD_BEH_DIM + (size_t)width,
-                  sizeof(float));
-  if (!s->buf) {
-    *err = SD_ENOMEM;
-    return NULL;
-  }
-  s->st.text_sum = s->buf;
-  s->st.beh_sum = s->buf + c->vc.dim;
-  if ((*err = user_load(c, s)) < 0) {
-    free(s->buf);
+  s->vec = calloc((size_t)sd_views_width(&c->vc), sizeof(float));
+  if (!s->vec || (*err = sd_user_buf_init(&s->ub, &c->vc)) < 0 ||
+      (*err = user_load(c, s)) < 0) {
+    if (!s->vec) *err = SD_ENOMEM;
+    sd_user_buf_free(&s->ub);
+    free(s->vec);
     return NULL;
   }
   m->table[h] = (uint32_t)++m->n;
@@ -187,6 +186,44 @@ static int note_beh_name(sd_core *c, const char *type, int64_t now) {
   return c->beh_names[b] ? 0 : SD_ENOMEM;
 }
 
+static const char SQL_CTX_NAME[] =
+    "INSERT INTO feature_names(view,bucket,name) VALUES('context',?1,?2) "
+    "ON CONFLICT DO NOTHING";
+
+/* Remembers a "key=value" name for its context bucket (first wins). */
+static int note_ctx_name(sd_core *c, int b, const char *kv) {
+  if (c->ctx_names[b]) return 0;
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_CTX_NAME);
+  if (!st) return SD_EDB;
+  sqlite3_bind_int(st, 1, b);
+  sqlite3_bind_text(st, 2, kv, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
+  c->ctx_names[b] = strdup(kv);
+  return c->ctx_names[b] ? 0 : SD_ENOMEM;
+}
+
+/* The event's categorical properties (strings and booleans) feed the
+ * context view as "key=value"; numbers are left to later views. */
+static int event_context(sd_core *c, sd_user_state *u, const sd_event *e) {
+  const char *key;
+  json_t *v;
+  char kv[256];
+  int rc = 0;
+  json_object_foreach(e->props, key, v) {
+    const char *val = json_is_string(v) ? json_string_value(v)
+                      : json_is_boolean(v) ? (json_is_true(v) ? "true" : "false")
+                      : NULL;
+    if (!val) continue;
+    int n = snprintf(kv, sizeof(kv), "%s=%s", key, val);
+    if (n < 0 || (size_t)n >= sizeof(kv)) continue; /* too long to be a category */
+    sd_views_add_context(&c->vc, u, kv, (size_t)n, e->ts);
+    float sign;
+    if ((rc = note_ctx_name(c, sd_views_ctx_bucket(kv, (size_t)n, &sign), kv)) < 0)
+      break;
+  }
+  return rc;
+}
+
 static int group_event(sd_core *c, group *g, sd_job *j, const sd_event *e) {
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_EVENT_INSERT);
   if (!st) return SD_EDB;
@@ -206,8 +243,13 @@ static int group_event(sd_core *c, group *g, sd_job *j, const sd_event *e) {
   int err = 0;
   user_slot *u = um_get(c, &g->users, e->user_id, &err);
   if (!u) return err;
-  sd_views_add_event(&c->vc, &u->st, e->type, strlen(e->type), e->ts);
-  return note_beh_name(c, e->type, g->now);
+  sd_views_add_event(&c->vc, &u->ub.u, e->type, strlen(e->type), e->ts);
+  float sign;
+  int b = sd_views_beh_bucket(e->type, strlen(e->type), &sign);
+  c->beh_count[b] += 1.0;
+  c->beh_total += 1.0;
+  int rc = note_beh_name(c, e->type, g->now);
+  return rc < 0 ? rc : event_context(c, &u->ub.u, e);
 }
 
 static int text_exists(sd_core *c, const char *text_id) {
@@ -282,7 +324,7 @@ static int group_text(sd_core *c, group *g, sd_job *j, const sd_text *t) {
   if (!t->user_id) return 0;
   user_slot *u = um_get(c, &g->users, t->user_id, &rc);
   if (!u) return rc;
-  sd_views_add_text(&c->vc, &u->st, r->vec, t->ts);
+  sd_views_add_text(&c->vc, &u->ub.u, r->vec, t->ts);
   return 0;
 }
 
@@ -290,35 +332,26 @@ static int group_text(sd_core *c, group *g, sd_job *j, const sd_text *t) {
 
 static int user_put(sd_core *c, user_slot *u, int64_t now) {
   const sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
-  float *vec = u->buf + c->vc.dim + SD_BEH_DIM;
-  int any = sd_views_vector(&c->vc, &u->st, vec);
+  const sd_user_state *us = &u->ub.u;
+  int any = sd_views_vector(&c->vc, us, u->vec);
   if (any && seg->has_model) {
-    int rc = sd_space_assign(seg, vec, &u->idx, &u->sim, &u->conf);
+    int rc = sd_space_assign(seg, u->vec, &u->idx, &u->sim, &u->conf);
     if (rc < 0) return rc;
   }
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_USER_PUT);
   if (!st) return SD_EDB;
   sqlite3_bind_text(st, 1, u->user_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, u->st.first_seen);
-  sqlite3_bind_int64(st, 3, u->st.last_seen);
-  sqlite3_bind_int64(st, 4, u->st.n_events);
-  sqlite3_bind_int64(st, 5, u->st.n_texts);
-  if (u->st.text_t) {
-    sqlite3_bind_blob(st, 6, u->st.text_sum,
-                      (int)(sizeof(float) * (size_t)c->vc.dim), SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, u->st.text_t);
-  }
-  if (u->st.beh_t) {
-    sqlite3_bind_blob(st, 8, u->st.beh_sum, (int)(sizeof(float) * SD_BEH_DIM),
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, u->st.beh_t);
-  }
+  sqlite3_bind_int64(st, 2, us->first_seen);
+  sqlite3_bind_int64(st, 3, us->last_seen);
+  sqlite3_bind_int64(st, 4, us->n_events);
+  sqlite3_bind_int64(st, 5, us->n_texts);
   if (u->idx >= 0) {
-    sqlite3_bind_int64(st, 10, seg->ids[u->idx]);
-    sqlite3_bind_double(st, 11, u->sim);
-    sqlite3_bind_double(st, 12, u->conf);
+    sqlite3_bind_int64(st, 6, seg->ids[u->idx]);
+    sqlite3_bind_double(st, 7, u->sim);
+    sqlite3_bind_double(st, 8, u->conf);
   }
-  sqlite3_bind_int64(st, 13, now);
+  sqlite3_bind_int64(st, 9, now);
+  sd_views_bind(st, 10, &c->vc, us);
   return sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
 }
 
@@ -356,7 +389,7 @@ static void group_apply(sd_core *c, group *g) {
     if (u->old_idx >= 0)
       sd_space_member_remove(seg, u->old_idx, u->old_sim, u->user_id, NULL, 0);
     sd_space_member_add(seg, u->idx, u->sim, u->user_id, NULL, 0);
-    sd_space_update(seg, u->idx, u->buf + c->vc.dim + SD_BEH_DIM, g->now);
+    sd_space_update(seg, u->idx, u->vec, g->now);
   }
 }
 
@@ -370,6 +403,7 @@ static int group_alloc(sd_core *c, group *g, sd_job **jobs, int n) {
 }
 
 static void group_finish(sd_core *c) {
+  core_beh_idf(c);
   core_request_first_models(c);
   int64_t now = sd_now_ms();
   if (now - c->last_save >= c->cfg->save_interval_ms) {

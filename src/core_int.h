@@ -14,6 +14,7 @@
 #include "segmentd/space.h"
 #include "segmentd/store.h"
 #include "segmentd/views.h"
+#include "segmentd/views_store.h"
 
 /* One slice of a fitted projection to store (sd_core_store_part). */
 typedef struct core_part {
@@ -45,6 +46,10 @@ struct sd_core {
   sd_views_conf vc;
   sd_space spaces[SD_SPACES];
   char *beh_names[SD_BEH_DIM]; /* first event type seen per bucket */
+  char *ctx_names[SD_CTX_DIM]; /* first "key=value" seen per bucket */
+  double beh_count[SD_BEH_DIM];/* events per behaviour bucket, all users */
+  double beh_total;
+  float beh_idf[SD_BEH_DIM];   /* ln((1+total)/(1+count)) + 1, c->vc uses it */
   int64_t started_at, last_save;
   /* queue: guarded by mu */
   pthread_mutex_t mu;
@@ -83,6 +88,9 @@ int core_reassign_load(sd_core *c);
 void core_reassign_abandon(sd_core *c);
 int core_save_models(sd_core *c);
 int core_publish(sd_core *c);
+
+/* Recomputes beh_idf from the behaviour counts. */
+void core_beh_idf(sd_core *c);
 
 /* Reads a float32 BLOB of exactly n floats into out; 0 or -1. */
 int core_blob_floats(sqlite3_stmt *st, int col, float *out, int n);

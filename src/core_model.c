@@ -136,6 +136,43 @@ static int load_model(sd_core *c, sd_space *sp) {
   return rc < 0 ? rc : core_load_cluster_rows(c, sp);
 }
 
+void core_beh_idf(sd_core *c) {
+  for (int b = 0; b < SD_BEH_DIM; b++)
+    c->beh_idf[b] = (float)(log((1.0 + c->beh_total) / (1.0 + c->beh_count[b])) + 1.0);
+}
+
+/* Events per behaviour bucket, for the behaviour view's TF-IDF. */
+static int load_beh_counts(sd_core *c) {
+  sqlite3_stmt *st = sd_store_stmt(c->db, "SELECT type,count(*) FROM events "
+                                          "GROUP BY type");
+  if (!st) return SD_EDB;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    float sign;
+    int b = sd_views_beh_bucket((const char *)sqlite3_column_text(st, 0),
+                                (size_t)sqlite3_column_bytes(st, 0), &sign);
+    c->beh_count[b] += (double)sqlite3_column_int64(st, 1);
+    c->beh_total += (double)sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  core_beh_idf(c);
+  return rc == SQLITE_DONE ? 0 : SD_EDB;
+}
+
+static int load_ctx_names(sd_core *c) {
+  sqlite3_stmt *st = sd_store_stmt(c->db, "SELECT bucket,name FROM feature_names "
+                                          "WHERE view='context'");
+  if (!st) return SD_EDB;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int b = sqlite3_column_int(st, 0);
+    if (b >= 0 && b < SD_CTX_DIM && !c->ctx_names[b])
+      c->ctx_names[b] = strdup((const char *)sqlite3_column_text(st, 1));
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : SD_EDB;
+}
+
 static int load_beh_names(sd_core *c) {
   sqlite3_stmt *st = sd_store_stmt(c->db, "SELECT type FROM event_types");
   if (!st) return SD_EDB;
@@ -292,6 +329,8 @@ int core_load(sd_core *c, char *msg, size_t msglen) {
     if ((rc = load_model(c, &c->spaces[s])) == 0)
       rc = core_rebuild_members(c, s, s == SD_SPACE_INTENTS);
   if (rc == 0) rc = load_beh_names(c);
+  if (rc == 0) rc = load_ctx_names(c);
+  if (rc == 0) rc = load_beh_counts(c);
   if (rc == 0) rc = core_reassign_load(c);
   for (int s = 0; s < SD_SPACES; s++)
     c->spaces[s].points_at_train = c->spaces[s].points;
@@ -340,10 +379,12 @@ int core_publish(sd_core *c) {
   int rc = 0;
   for (int i = 0; i < SD_BEH_DIM; i++)
     snap->beh_names[i] = sd_snapshot_strdup(snap, c->beh_names[i]);
+  for (int i = 0; i < SD_CTX_DIM; i++)
+    snap->ctx_names[i] = sd_snapshot_strdup(snap, c->ctx_names[i]);
+  memcpy(snap->beh_idf, c->beh_idf, sizeof(snap->beh_idf));
   snap->proj = sd_proj_ref(c->proj);
   for (int s = 0; s < SD_SPACES && rc == 0; s++) {
-    rc = sd_space_snapshot(&c->spaces[s], snap, &snap->spaces[s],
-                           (const char *const *)c->beh_names, now);
+    rc = sd_space_snapshot(&c->spaces[s], snap, &snap->spaces[s], now);
     snap->spaces[s].reassigning = c->reassign.active && c->reassign.space == s;
   }
   if (rc < 0) {

@@ -39,8 +39,7 @@ static const char SQL_TEXT_SET[] =
     "embedding=coalesce(?5,embedding),embedder_id=coalesce(?6,embedder_id) "
     "WHERE id=?1";
 static const char SQL_USER_CHUNK[] =
-    "SELECT id,text_sum,text_t,beh_sum,beh_t FROM users WHERE id>?1 "
-    "ORDER BY id LIMIT ?2";
+    "SELECT id," SD_VIEWS_COLS " FROM users WHERE id>?1 ORDER BY id LIMIT ?2";
 static const char SQL_USER_SET[] =
     "UPDATE users SET cluster=?2,similarity=?3,confidence=?4 WHERE id=?1";
 
@@ -108,7 +107,7 @@ static int text_chunk(sd_core *c, int64_t *after, ent *e, float *xs,
 }
 
 static int user_chunk(sd_core *c, int64_t *after, ent *e, float *xs,
-                      float *sums, size_t *n, size_t *read) {
+                      sd_user_buf *ub, size_t *n, size_t *read) {
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_USER_CHUNK);
   if (!st) return SD_EDB;
   sqlite3_bind_int64(st, 1, *after);
@@ -118,12 +117,9 @@ static int user_chunk(sd_core *c, int64_t *after, ent *e, float *xs,
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     (*read)++;
     *after = sqlite3_column_int64(st, 0);
-    sd_user_state u = {.text_sum = sums, .beh_sum = sums + c->vc.dim};
-    memset(sums, 0, sizeof(float) * ((size_t)c->vc.dim + SD_BEH_DIM));
-    u.text_t = core_blob_floats(st, 1, u.text_sum, c->vc.dim) == 0;
-    u.beh_t = core_blob_floats(st, 3, u.beh_sum, SD_BEH_DIM) == 0;
+    sd_views_read(st, 1, &c->vc, &ub->u);
     e[*n] = (ent){*after, xs + *n * (size_t)w, 1};
-    if (sd_views_vector(&c->vc, &u, e[*n].x)) (*n)++;
+    if (sd_views_vector(&c->vc, &ub->u, e[*n].x)) (*n)++;
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : SD_EDB;
@@ -137,16 +133,17 @@ static int entities_step(sd_core *c, int64_t *after, int *more) {
   size_t chunk = (size_t)c->cfg->reassign_chunk;
   ent *e = malloc(sizeof(ent) * chunk);
   float *xs = malloc(sizeof(float) * chunk * (size_t)(texts ? c->vc.dim : w));
-  float *sums = calloc((size_t)c->vc.dim + SD_BEH_DIM, sizeof(float));
+  sd_user_buf ub = {0};
   size_t n = 0, read = 0;
-  int rc = e && xs && sums ? 0 : SD_ENOMEM;
+  int rc = e && xs ? sd_user_buf_init(&ub, &c->vc) : SD_ENOMEM;
   if (rc == 0)
     rc = texts ? text_chunk(c, after, e, xs, &n, &read)
-               : user_chunk(c, after, e, xs, sums, &n, &read);
+               : user_chunk(c, after, e, xs, &ub, &n, &read);
   if (rc == 0) rc = assign_rows(c, sp, e, n);
   if (rc == 0) c->reassign.rows += (int64_t)n;
   *more = read == chunk;
-  free(e), free(xs), free(sums);
+  free(e), free(xs);
+  sd_user_buf_free(&ub);
   return rc;
 }
 
@@ -161,7 +158,8 @@ static int user_text_view(sd_core *c, const char *user_id, float *sum,
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_USER_TEXTS);
   if (!st) return SD_EDB;
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
-  sd_user_state u = {.text_sum = sum};
+  float time_scratch[SD_TIME_DIM] = {0}; /* the time view is not rebuilt */
+  sd_user_state u = {.text_sum = sum, .time_sum = time_scratch};
   memset(sum, 0, sizeof(float) * (size_t)c->vc.dim);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -31,6 +31,7 @@
 #include "segmentd/snapshot.h"
 #include "segmentd/store.h"
 #include "segmentd/views.h"
+#include "segmentd/views_store.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -319,7 +320,7 @@ static const char SQL_MAP_TEXT[] =
     "SELECT id,text_id,cluster,embedding FROM texts "
     "WHERE id>=?1 AND embedding IS NOT NULL ORDER BY id LIMIT 1";
 static const char SQL_MAP_USER[] =
-    "SELECT id,user_id,cluster,text_sum,beh_sum FROM users "
+    "SELECT id,user_id,cluster," SD_VIEWS_COLS " FROM users "
     "WHERE id>=?1 ORDER BY id LIMIT 1";
 
 typedef struct {
@@ -329,7 +330,7 @@ typedef struct {
   int texts;
   sd_views_conf vc;  /* users: how to compose their vector */
   float *vec;        /* sp->dim: the point's vector */
-  float *text_sum, *beh_sum; /* users: vc.dim and SD_BEH_DIM */
+  sd_user_buf ub;    /* users: their view accumulators */
   json_t *points;
 } map_sample;
 
@@ -350,12 +351,8 @@ static int row_vector(map_sample *s) {
     cblas_sscal(s->sp->dim, 1.0f / n, s->vec, 1);
     return 1;
   }
-  sd_user_state u = {.text_sum = s->text_sum, .beh_sum = s->beh_sum};
-  u.text_t = blob_floats(s->st, 3, s->text_sum, s->vc.dim);
-  u.beh_t = blob_floats(s->st, 4, s->beh_sum, SD_BEH_DIM);
-  if (!u.text_t) memset(s->text_sum, 0, sizeof(float) * (size_t)s->vc.dim);
-  if (!u.beh_t) memset(s->beh_sum, 0, sizeof(float) * SD_BEH_DIM);
-  return sd_views_vector(&s->vc, &u, s->vec);
+  sd_views_read(s->st, 3, &s->vc, &s->ub.u);
+  return sd_views_vector(&s->vc, &s->ub.u, s->vec);
 }
 
 /* The point of the current row (vector in s->vec), or NULL when its
@@ -454,25 +451,24 @@ static json_t *map_centroids(const sd_snap_space *sp, const map_pca *p) {
 
 /* Fills o's centroids, points and axes_explained for a space with a
  * model. 0 or a negative sd_err. */
-static int map_fill(const sd_req *req, const sd_snap_space *sp, json_t *o,
-                    long long limit) {
+static int map_fill(const sd_req *req, const sd_snapshot *snap,
+                    const sd_snap_space *sp, json_t *o, long long limit) {
   map_sample s = {.sp = sp, .texts = !strcmp(sp->name, "intents")};
-  s.vc = (sd_views_conf){(int)req->cfg->dim, req->cfg->half_life_days * 86400e3,
-                         req->cfg->w_text, req->cfg->w_behaviour};
+  s.vc = sd_views_conf_of(req->cfg, snap->beh_idf);
   if (!s.texts && sd_views_width(&s.vc) != sp->dim) return SD_EINTERNAL;
   map_pca p;
   if (pca_fit(sp, &p) < 0) return SD_ENOMEM;
   size_t d = (size_t)sp->dim;
-  s.vec = malloc(sizeof(float) * (d + (size_t)s.vc.dim + SD_BEH_DIM));
+  s.vec = malloc(sizeof(float) * d);
+  if (!s.texts && sd_user_buf_init(&s.ub, &s.vc) < 0) {
+    free(s.vec);
+    s.vec = NULL;
+  }
   s.pca = &p;
   s.points = json_array();
   json_t *cents = map_centroids(sp, &p);
   int rc = s.vec && s.points && cents ? 0 : SD_ENOMEM;
-  if (rc == 0) {
-    s.text_sum = s.vec + d;
-    s.beh_sum = s.text_sum + s.vc.dim;
-    rc = map_points(&s, limit);
-  }
+  if (rc == 0) rc = map_points(&s, limit);
   if (rc == 0) {
     json_object_set_new(o, "axes_explained",
                         json_pack("[ff]", p.explained[0], p.explained[1]));
@@ -483,6 +479,7 @@ static int map_fill(const sd_req *req, const sd_snap_space *sp, json_t *o,
     json_decref(s.points);
   }
   free(s.vec);
+  sd_user_buf_free(&s.ub);
   pca_free(&p);
   return rc;
 }
@@ -504,7 +501,7 @@ int h_map(sd_req *req, sd_reply *rep) {
                         "method", "pca_centroids", "axes_explained", 0.0, 0.0,
                         "centroids", "points");
   int rc = o ? 0 : SD_ENOMEM;
-  if (rc == 0 && model) rc = map_fill(req, sp, o, limit);
+  if (rc == 0 && model) rc = map_fill(req, snap, sp, o, limit);
   sd_snapshot_release(snap);
   if (rc < 0) {
     json_decref(o);

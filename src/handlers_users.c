@@ -16,6 +16,7 @@
 #include "segmentd/store.h"
 #include "segmentd/timeutil.h"
 #include "segmentd/views.h"
+#include "segmentd/views_store.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -26,31 +27,24 @@
 #define ALTERNATIVES 3
 
 typedef struct {
-  int64_t first_seen, last_seen, n_events, n_texts, updated_at;
+  int64_t updated_at;
   int has_cluster;
   int64_t cluster;
-  float *text_sum, *beh_sum; /* dim, SD_BEH_DIM */
-  int64_t text_t, beh_t;
-  int has_text, has_beh;      /* the views are stored */
+  sd_user_state *v; /* counters and views (NULL: counters not wanted) */
+  int64_t first_seen, last_seen, n_events, n_texts;
 } user_row;
 
 static const char SQL_USER_READ[] =
     "SELECT first_seen,last_seen,n_events,n_texts,updated_at,cluster,"
-    "text_sum,text_t,beh_sum,beh_t FROM users WHERE user_id=?1";
+    SD_VIEWS_COLS " FROM users WHERE user_id=?1";
 static const char SQL_USER_INTENTS[] =
     "SELECT cluster,count(*) FROM texts WHERE user_id=?1 AND cluster IS NOT "
     "NULL GROUP BY cluster ORDER BY 2 DESC, 1 LIMIT 10";
 
-/* Copies a float BLOB of n floats into out (skipped when out is NULL). */
-static int blob_into(sqlite3_stmt *st, int col, float *out, int n) {
-  if (!out || sqlite3_column_bytes(st, col) != (int)(sizeof(float) * (size_t)n))
-    return 0;
-  memcpy(out, sqlite3_column_blob(st, col), sizeof(float) * (size_t)n);
-  return 1;
-}
-
-/* Reads the user's row; 0, SD_ENOTFOUND or SD_EDB. */
-static int user_read(const char *user_id, int dim, user_row *u) {
+/* Reads the user's row (views into u->v when set); 0, SD_ENOTFOUND or
+ * SD_EDB. */
+static int user_read(const char *user_id, const sd_views_conf *vc,
+                     user_row *u) {
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd, SQL_USER_READ) : NULL;
   if (!st) return SD_EDB;
@@ -64,10 +58,7 @@ static int user_read(const char *user_id, int dim, user_row *u) {
     u->updated_at = sqlite3_column_int64(st, 4);
     u->has_cluster = sqlite3_column_type(st, 5) != SQLITE_NULL;
     u->cluster = sqlite3_column_int64(st, 5);
-    u->has_text = sqlite3_column_type(st, 6) == SQLITE_BLOB;
-    u->has_beh = sqlite3_column_type(st, 8) == SQLITE_BLOB;
-    u->text_t = blob_into(st, 6, u->text_sum, dim) ? sqlite3_column_int64(st, 7) : 0;
-    u->beh_t = blob_into(st, 8, u->beh_sum, SD_BEH_DIM) ? sqlite3_column_int64(st, 9) : 0;
+    if (u->v) sd_views_read(st, 6, vc, u->v);
   }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? SD_ENOTFOUND : SD_EDB;
@@ -100,47 +91,56 @@ static json_t *user_intents(const char *user_id, const sd_snapshot *snap) {
   return a;
 }
 
-static sd_views_conf views_conf(const sd_config *cfg) {
-  return (sd_views_conf){(int)cfg->dim, cfg->half_life_days * 86400e3,
-                         cfg->w_text, cfg->w_behaviour};
+/* The name of coordinate i of view v of a user vector, or NULL. */
+static const char *feature_name(const sd_snapshot *snap, int v, int i) {
+  if (v == SD_VIEW_BEH) return snap->beh_names[i];
+  if (v == SD_VIEW_CTX) return snap->ctx_names[i];
+  if (v == SD_VIEW_TIME) return sd_views_time_name(i);
+  return NULL; /* text: latent dimensions have no names */
 }
 
-/* Behaviour buckets that add most to x.c, with their event-type names. */
-static json_t *beh_top(const sd_snapshot *snap, const float *xb,
-                       const float *cb) {
+/* The named coordinates of one view that add most to x.c. */
+static json_t *view_top(const sd_snapshot *snap, int v, const float *x,
+                        const float *c, int n) {
   json_t *a = json_array();
-  int used[SD_BEH_DIM] = {0};
-  for (int n = 0; n < 5 && a; n++) {
+  int used[SD_CTX_DIM > SD_BEH_DIM ? SD_CTX_DIM : SD_BEH_DIM] = {0};
+  for (int k = 0; k < 5 && a && v != SD_VIEW_TEXT; k++) {
     int best = -1;
-    for (int b = 0; b < SD_BEH_DIM; b++)
-      if (!used[b] && snap->beh_names[b] && xb[b] * cb[b] > 0 &&
-          (best < 0 || xb[b] * cb[b] > xb[best] * cb[best]))
-        best = b;
+    for (int i = 0; i < n; i++)
+      if (!used[i] && feature_name(snap, v, i) && x[i] * c[i] > 0 &&
+          (best < 0 || x[i] * c[i] > x[best] * c[best]))
+        best = i;
     if (best < 0) break;
     used[best] = 1;
     json_array_append_new(a, json_pack("{s:s,s:f}", "feature",
-                                       snap->beh_names[best], "weight",
-                                       (double)(xb[best] * cb[best])));
+                                       feature_name(snap, v, best), "weight",
+                                       (double)(x[best] * c[best])));
   }
   return a;
 }
 
+/* Per-view contributions x_v.c_v (they add up to x.c) with their top
+ * features, and the margin to the runner-up. */
 static json_t *explain(const sd_snapshot *snap, const sd_snap_space *sp,
-                       const float *x, int i, float margin, int dim) {
+                       const sd_views_conf *vc, const float *x, int i,
+                       float margin) {
   const float *c = sp->centroids + (size_t)i * sp->dim;
-  float t = cblas_sdot(dim, x, 1, c, 1);
-  float b = cblas_sdot(SD_BEH_DIM, x + dim, 1, c + dim, 1);
-  return json_pack("{s:f,s:[{s:s,s:f,s:[]},{s:s,s:f,s:o}]}", "margin",
-                   (double)margin, "views", "view", "text", "contribution",
-                   (double)t, "top_features", "view", "behaviour",
-                   "contribution", (double)b, "top_features",
-                   beh_top(snap, x + dim, c + dim));
+  json_t *views = json_array();
+  for (int v = 0; v < SD_VIEWS && views; v++) {
+    int off = sd_views_offset(vc, v), n = sd_views_len(vc, v);
+    float part = cblas_sdot(n, x + off, 1, c + off, 1);
+    json_array_append_new(views, json_pack("{s:s,s:f,s:o}", "view",
+                                           sd_views_name(v), "contribution",
+                                           (double)part, "top_features",
+                                           view_top(snap, v, x + off, c + off, n)));
+  }
+  return json_pack("{s:f,s:o}", "margin", (double)margin, "views", views);
 }
 
 /* Fills o with segment, alternatives (and explanation) for vector x. */
 static void segment_fields(json_t *o, const sd_snapshot *snap, const float *x,
                            int any, const user_row *u, int want_explain,
-                           int dim) {
+                           const sd_views_conf *vc) {
   const sd_snap_space *sp = &snap->spaces[SD_SPACE_SEGMENTS];
   int i = sp->has_model && any && u->has_cluster
               ? sd_snap_cluster_index(sp, u->cluster) : -1;
@@ -168,36 +168,45 @@ static void segment_fields(json_t *o, const sd_snapshot *snap, const float *x,
   json_object_set_new(o, "alternatives", alts);
   if (want_explain)
     json_object_set_new(o, "explanation",
-                        explain(snap, sp, x, i,
-                                other < -1.5f ? sims[i] : sims[i] - other, dim));
+                        explain(snap, sp, vc, x, i,
+                                other < -1.5f ? sims[i] : sims[i] - other));
+}
+
+/* Which views the user has stored. */
+static json_t *views_present(const sd_user_state *u) {
+  return json_pack("{s:b,s:b,s:b,s:b}", "text", u->text_t != 0, "behaviour",
+                   u->beh_t != 0, "time", u->time_t != 0, "context",
+                   u->ctx_t != 0);
 }
 
 /* The segment answer of one user (API.md), or NULL with *err set. */
 static json_t *segment_answer(const sd_config *cfg, const sd_snapshot *snap,
                               const char *user_id, int want_explain, int *err) {
-  sd_views_conf vc = views_conf(cfg);
-  int w = sd_views_width(&vc);
-  float *buf = calloc((size_t)vc.dim + SD_BEH_DIM + (size_t)w, sizeof(float));
-  if (!buf) return *err = SD_ENOMEM, NULL;
-  user_row u = {.text_sum = buf, .beh_sum = buf + vc.dim};
-  float *x = buf + vc.dim + SD_BEH_DIM;
+  sd_views_conf vc = sd_views_conf_of(cfg, snap->beh_idf);
+  sd_user_buf ub;
+  float *x = malloc(sizeof(float) * (size_t)sd_views_width(&vc));
+  if (!x || sd_user_buf_init(&ub, &vc) < 0) {
+    free(x);
+    return *err = SD_ENOMEM, NULL;
+  }
+  user_row u = {.v = &ub.u};
   json_t *o = NULL;
-  if ((*err = user_read(user_id, vc.dim, &u)) == 0) {
-    sd_user_state st = {.text_sum = u.text_sum, .text_t = u.text_t,
-                        .beh_sum = u.beh_sum, .beh_t = u.beh_t};
-    int any = sd_views_vector(&vc, &st, x);
+  if ((*err = user_read(user_id, &vc, &u)) == 0) {
+    int any = sd_views_vector(&vc, &ub.u, x);
     const sd_snap_space *sp = &snap->spaces[SD_SPACE_SEGMENTS];
     o = json_pack("{s:s,s:I,s:o,s:o}", "user_id", user_id, "model_version",
                   (json_int_t)sp->version, "updated_at", h_time(u.updated_at),
                   "computed_at", h_time(sd_now_ms()));
     if (o) {
-      segment_fields(o, snap, x, any, &u, want_explain, vc.dim);
+      segment_fields(o, snap, x, any, &u, want_explain, &vc);
       json_object_set_new(o, "intents", user_intents(user_id, snap));
+      json_object_set_new(o, "views", views_present(&ub.u));
     } else {
       *err = SD_ENOMEM;
     }
   }
-  free(buf);
+  sd_user_buf_free(&ub);
+  free(x);
   return o;
 }
 
@@ -281,14 +290,15 @@ int h_user(sd_req *req, sd_reply *rep) {
   sd_snapshot_release(snap);
   if (!seg) return answer_error(rep, err, uid);
   user_row u = {0}; /* counts only: no vectors */
-  if ((err = user_read(uid, 0, &u)) < 0) {
+  sd_views_conf vc = sd_views_conf_of(req->cfg, NULL);
+  if ((err = user_read(uid, &vc, &u)) < 0) {
     json_decref(seg);
     return answer_error(rep, err, uid);
   }
-  json_t *o = json_pack("{s:s,s:{s:I,s:I},s:{s:b,s:b},s:o,s:o,s:o,s:O,s:O,s:O}",
+  json_t *o = json_pack("{s:s,s:{s:I,s:I},s:O,s:o,s:o,s:o,s:O,s:O,s:O}",
                         "user_id", uid, "counts", "events", (json_int_t)u.n_events,
-                        "texts", (json_int_t)u.n_texts, "views", "text",
-                        u.has_text, "behaviour", u.has_beh, "first_seen",
+                        "texts", (json_int_t)u.n_texts, "views",
+                        json_object_get(seg, "views"), "first_seen",
                         h_time(u.first_seen), "last_seen", h_time(u.last_seen),
                         "updated_at", h_time(u.updated_at), "segment",
                         json_object_get(seg, "segment"), "intents",

@@ -163,7 +163,8 @@ static int run_job(sd_maint *m, const sd_recluster_req *req, json_t **summary,
   }
   for (int i = 0; i < sp->k; i++) ids[i] = sp->clusters[i].id;
   sd_live_model live = {sp->has_model, sp->k, sp->version, ids, sp->next_id,
-                        snap->proj, sd_core_client_embedder(m->core)};
+                        snap->proj, sd_core_client_embedder(m->core),
+                        snap->beh_idf};
   sd_proposal prop;
   int rc = sd_recluster_run(m->cfg, sd_core_encoder(m->core), req, &live, &prop,
                             msg, msglen);

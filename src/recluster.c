@@ -11,6 +11,7 @@
 #include "segmentd/store.h"
 #include "segmentd/timeutil.h"
 #include "segmentd/views.h"
+#include "segmentd/views_store.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -134,7 +135,7 @@ static void unit(float *v, int n) {
 static const char SQL_RC_TEXT[] =
     "SELECT text,embedding,embedder_id,cluster FROM texts WHERE id=?1";
 static const char SQL_RC_USER[] =
-    "SELECT text_sum,text_t,beh_sum,beh_t,cluster FROM users WHERE id=?1";
+    "SELECT cluster," SD_VIEWS_COLS " FROM users WHERE id=?1";
 
 static int blob_copy(sqlite3_stmt *st, int col, float *out, int n) {
   if (sqlite3_column_bytes(st, col) != (int)(sizeof(float) * (size_t)n))
@@ -265,31 +266,28 @@ static int load_texts(const sd_config *cfg, const sd_encoder *enc,
   return rc;
 }
 
-static int load_users(const sd_config *cfg, const rc_keyed *keys, size_t n,
-                      rc_points *p) {
-  sd_views_conf vc = {(int)cfg->dim, cfg->half_life_days * 86400e3,
-                      cfg->w_text, cfg->w_behaviour};
+static int load_users(const sd_config *cfg, const sd_live_model *live,
+                      const rc_keyed *keys, size_t n, rc_points *p) {
+  sd_views_conf vc = sd_views_conf_of(cfg, live->beh_idf);
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd, SQL_RC_USER) : NULL;
-  float *sums = calloc((size_t)vc.dim + SD_BEH_DIM, sizeof(float));
-  int rc = !st ? SD_EDB : !sums ? SD_ENOMEM : points_alloc(p, n, sd_views_width(&vc));
+  sd_user_buf ub = {0};
+  int rc = !st ? SD_EDB : sd_user_buf_init(&ub, &vc);
+  if (rc == 0) rc = points_alloc(p, n, sd_views_width(&vc));
   for (size_t i = 0; i < n && rc == 0; i++) {
     sqlite3_bind_int64(st, 1, keys[i].rowid);
     if (sqlite3_step(st) == SQLITE_ROW) {
-      sd_user_state u = {.text_sum = sums, .beh_sum = sums + vc.dim};
-      memset(sums, 0, sizeof(float) * ((size_t)vc.dim + SD_BEH_DIM));
-      u.text_t = blob_copy(st, 0, u.text_sum, vc.dim) ? 1 : 0;
-      u.beh_t = blob_copy(st, 2, u.beh_sum, SD_BEH_DIM) ? 1 : 0;
-      if (sd_views_vector(&vc, &u, p->x + p->n * (size_t)p->dim)) {
+      sd_views_read(st, 1, &vc, &ub.u);
+      if (sd_views_vector(&vc, &ub.u, p->x + p->n * (size_t)p->dim)) {
         p->rowid[p->n] = keys[i].rowid;
-        p->old_id[p->n] = sqlite3_column_type(st, 4) == SQLITE_NULL
-                              ? -1 : sqlite3_column_int64(st, 4);
+        p->old_id[p->n] = sqlite3_column_type(st, 0) == SQLITE_NULL
+                              ? -1 : sqlite3_column_int64(st, 0);
         p->n++;
       }
     }
     sqlite3_reset(st);
   }
-  free(sums);
+  sd_user_buf_free(&ub);
   return rc;
 }
 
@@ -331,7 +329,7 @@ static int run_points(const sd_config *cfg, const sd_encoder *enc,
   if (req->space == SD_SPACE_INTENTS)
     rc = load_texts(cfg, enc, req, live, keys, n, p, &out->proj);
   else
-    rc = load_users(cfg, keys, n, p);
+    rc = load_users(cfg, live, keys, n, p);
   free(keys);
   return rc;
 }

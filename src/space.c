@@ -243,28 +243,56 @@ void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id,
   }
 }
 
-/* Event types whose behaviour buckets weigh most in centroid c. */
-static int beh_features(const sd_space *sp, const float *c,
-                        const char *const *names, const char **out, int n) {
+/* A ranked list of the n best (score, name) features. */
+typedef struct {
   double sc[SD_TOP_TERMS];
-  int got = 0;
-  const float *beh = c + (sp->dim - SD_BEH_DIM);
-  for (int b = 0; b < SD_BEH_DIM; b++) {
-    if (!names || !names[b]) continue;
-    float sign;
-    sd_views_beh_bucket(names[b], strlen(names[b]), &sign);
-    double s = beh[b] * sign;
-    if (s <= 1e-3 || (got == n && s <= sc[n - 1])) continue;
-    int j = got < n ? got++ : n - 1;
-    while (j > 0 && s > sc[j - 1]) {
-      sc[j] = sc[j - 1];
-      out[j] = out[j - 1];
-      j--;
-    }
-    sc[j] = s;
-    out[j] = names[b];
+  const char **out;
+  int n, got;
+} feat_top;
+
+static void feat_offer(feat_top *t, double s, const char *name) {
+  if (!name || s <= 1e-3 || (t->got == t->n && s <= t->sc[t->n - 1])) return;
+  int j = t->got < t->n ? t->got++ : t->n - 1;
+  while (j > 0 && s > t->sc[j - 1]) {
+    t->sc[j] = t->sc[j - 1];
+    t->out[j] = t->out[j - 1];
+    j--;
   }
-  return got;
+  t->sc[j] = s;
+  t->out[j] = name;
+}
+
+/* A signed-hashed view: each named bucket scores (c - mean) * sign. */
+static void feat_hashed(feat_top *t, const float *c, const float *mean, int n,
+                        const char *const *names,
+                        int (*bucket)(const char *, size_t, float *)) {
+  for (int b = 0; b < n; b++) {
+    if (!names[b]) continue;
+    float sign;
+    bucket(names[b], strlen(names[b]), &sign);
+    feat_offer(t, (c[b] - mean[b]) * sign, names[b]);
+  }
+}
+
+/*
+ * A segment's distinguishing features: event types, "key=value" context
+ * and hours/weekdays whose weight in the centroid exceeds the population's
+ * (the size-weighted mean of all centroids) the most -- a lift over the
+ * population, read off the views of the centroid.
+ */
+static int seg_features(const sd_space *sp, const float *c, const float *mean,
+                        const sd_snapshot *snap, const char **out, int n) {
+  feat_top t = {{0}, out, n, 0};
+  int text = sp->dim - SD_BEH_DIM - SD_TIME_DIM - SD_CTX_DIM;
+  int beh = text, tim = beh + SD_BEH_DIM, ctx = tim + SD_TIME_DIM;
+  if (text < 0) return 0;
+  feat_hashed(&t, c + beh, mean + beh, SD_BEH_DIM, snap->beh_names,
+              sd_views_beh_bucket);
+  feat_hashed(&t, c + ctx, mean + ctx, SD_CTX_DIM, snap->ctx_names,
+              sd_views_ctx_bucket);
+  for (int i = 0; i < SD_TIME_DIM - 1; i++) /* hours and weekdays */
+    feat_offer(&t, c[tim + i] - mean[tim + i], sd_views_time_name(i));
+  return t.got;
 }
 
 static const char *auto_label(sd_snapshot *snap, const char *const *terms,
@@ -281,7 +309,7 @@ static const char *auto_label(sd_snapshot *snap, const char *const *terms,
 }
 
 static void snap_cluster(sd_space *sp, int i, sd_snapshot *snap,
-                         sd_snap_space *out, const char *const *beh_names) {
+                         sd_snap_space *out, const float *mean) {
   sd_snap_cluster *c = &out->clusters[i];
   c->id = sp->ids[i];
   c->size = sp->sizes[i];
@@ -293,7 +321,7 @@ static void snap_cluster(sd_space *sp, int i, sd_snapshot *snap,
   if (sp->terms) {
     memcpy(terms, sp->top_cache + (size_t)i * SD_TOP_TERMS, sizeof(terms));
   } else {
-    beh_features(sp, sp->centroids + (size_t)i * sp->dim, beh_names, terms,
+    seg_features(sp, sp->centroids + (size_t)i * sp->dim, mean, snap, terms,
                  SD_TOP_TERMS);
   }
   for (int j = 0; j < SD_TOP_TERMS && terms[j]; j++)
@@ -310,8 +338,19 @@ static void snap_cluster(sd_space *sp, int i, sd_snapshot *snap,
   c->description = sd_snapshot_strdup(snap, sp->description[i]);
 }
 
+/* The population's mean vector: centroids weighted by their sizes. */
+static float *population_mean(const sd_space *sp, sd_snapshot *snap) {
+  float *m = sd_snapshot_alloc(snap, sizeof(float) * (size_t)sp->dim);
+  int64_t total = 0;
+  for (int i = 0; i < sp->k && m; i++) total += sp->sizes[i];
+  for (int i = 0; i < sp->k && m && total > 0; i++)
+    cblas_saxpy(sp->dim, (float)sp->sizes[i] / (float)total,
+                sp->centroids + (size_t)i * sp->dim, 1, m, 1);
+  return m;
+}
+
 int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
-                      const char *const *beh_names, int64_t now) {
+                      int64_t now) {
   memset(out, 0, sizeof(*out));
   out->name = sp->name;
   out->entity = sp->entity;
@@ -338,6 +377,8 @@ int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
     if (sd_terms_top(sp->terms, sp->k, SD_TOP_TERMS, sp->top_cache) == 0)
       sp->terms_at = now;
   }
-  for (int i = 0; i < sp->k; i++) snap_cluster(sp, i, snap, out, beh_names);
+  float *mean = sp->terms ? NULL : population_mean(sp, snap);
+  if (!sp->terms && !mean) return SD_ENOMEM;
+  for (int i = 0; i < sp->k; i++) snap_cluster(sp, i, snap, out, mean);
   return 0;
 }

@@ -36,6 +36,8 @@ typedef struct {
   double half_life_days;   /* decay of user views and centroids */
   double w_text;           /* segment view weights */
   double w_behaviour;
+  double w_time;
+  double w_context;
   long save_interval_ms;   /* how often online centroids are persisted */
   long sample_size;        /* re-cluster reservoir sample */
   long k_min;              /* smallest automatic number of clusters */

@@ -48,6 +48,7 @@ typedef struct {
   int32_t next_id;     /* first unused cluster id */
   const sd_proj *proj; /* encoder projection in use (intents) */
   int64_t client_embedder_id; /* embedders row of client-supplied vectors */
+  const float *beh_idf;       /* the behaviour view's weights (segments) */
 } sd_live_model;
 
 typedef struct {

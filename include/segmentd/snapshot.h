@@ -70,6 +70,8 @@ typedef struct sd_snapshot {
   atomic_int refs;
   sd_snap_space spaces[SD_SPACES];
   const char *beh_names[SD_BEH_DIM]; /* an event type per bucket, or NULL */
+  const char *ctx_names[SD_CTX_DIM]; /* a "key=value" per bucket, or NULL */
+  float beh_idf[SD_BEH_DIM];         /* the behaviour view's weights */
   struct sd_proj *proj; /* the encoder projection of the intents model
                            (a reference, released with the snapshot) */
   sd_snap_chunk *arena;

@@ -100,6 +100,6 @@ void sd_space_members_clear(sd_space *sp);
 /* Copies the space into snapshot space out (arena of snap). Top terms are
  * re-ranked at most once a second (and after a new model). */
 int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
-                      const char *const *beh_names, int64_t now);
+                      int64_t now);
 
 #endif

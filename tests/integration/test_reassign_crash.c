@@ -51,6 +51,16 @@ static int settled(sd_server *srv, double timeout_s) {
   return 0;
 }
 
+/* Polls until the intents space reports a re-assignment in progress. */
+static void wait_reassigning(sd_server *srv, double timeout_s) {
+  for (double t0 = now_s(); now_s() - t0 < timeout_s;) {
+    json_t *sp = get_space(srv, "intents");
+    int moving = json_is_true(json_object_get(sp, "reassigning"));
+    json_decref(sp);
+    if (moving) return;
+  }
+}
+
 /* Every assignment names a cluster of the live model. */
 static void check_assignments(sd_server *srv) {
   long st;
@@ -74,20 +84,23 @@ static void check_assignments(sd_server *srv) {
 
 int main(void) {
   const char *args[] = {"--train-min", "50", "--dim", "64", "--k", "3",
-                        "--reassign-chunk", "10", "--stability-runs", "0", NULL};
+                        "--reassign-chunk", "5", "--stability-runs", "0", NULL};
   sd_server *srv = srv_start(args);
   CHECK(srv != NULL);
   if (!srv) return check_done("test_reassign_crash");
   ingest_all(srv);
   CHECK(settled(srv, 60));
-  const long delays[] = {0, 20, 60, 120, 250, 400};
+  /* kills at fixed delays after the request (in the fit, in the
+     install), then right after the re-assignment is seen running */
+  const long delays[] = {0, 40, 150, -1, -1, -1};
   for (size_t d = 0; d < sizeof(delays) / sizeof(delays[0]); d++) {
     long st;
     char body[64];
     snprintf(body, sizeof(body), "{\"k\":3,\"seed\":%zu}", d + 1);
     json_decref(http_json(srv, "POST", "/v1/spaces/intents/recluster", body, &st));
     CHECK_INT(st, 202);
-    sleep_ms(delays[d]);
+    if (delays[d] >= 0) sleep_ms(delays[d]);
+    else wait_reassigning(srv, 20);
     srv_kill9(srv);
     CHECK_INT(srv_restart(srv), 0);
     CHECK(settled(srv, 60));

@@ -131,7 +131,7 @@ static void test_match(void) {
      the planted groups 4 and 5 are one live cluster (104): it splits. */
   int32_t live_ids[] = {100, 101, 102, 103, 104, 300};
   for (size_t i = 0; i < p.n; i++) p.old_id[i] = truth[i] == 5 ? 104 : 100 + truth[i];
-  sd_live_model live = {1, 6, 4, live_ids, 301, NULL, 0};
+  sd_live_model live = {1, 6, 4, live_ids, 301, NULL, 0, NULL};
   sd_proposal out = {0};
   out.quality = q;
   CHECK_INT(rc_match(&cfg, &live, &p, &f, &out), 0);
@@ -165,7 +165,7 @@ static void test_first_model(void) {
   sd_proposal out = {0};
   out.quality = json_object();
   CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, out.quality), 0);
-  sd_live_model none = {0, 0, 0, NULL, 0, NULL, 0};
+  sd_live_model none = {0, 0, 0, NULL, 0, NULL, 0, NULL};
   CHECK_INT(rc_match(&cfg, &none, &p, &f, &out), 0);
   for (int j = 0; j < 3; j++) CHECK_INT(out.ids[j], j);
   CHECK_INT(count_events(&out, "born"), 3);
@@ -187,7 +187,7 @@ static void test_warm_start(void) {
   CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
   int32_t ids[8] = {10, 11, 12, 13, 14, 15, 16, 17};
   for (size_t i = 0; i < p.n; i++) p.old_id[i] = ids[f.labels[i]];
-  sd_live_model live = {1, 8, 1, ids, 18, NULL, 0};
+  sd_live_model live = {1, 8, 1, ids, 18, NULL, 0, NULL};
   sd_recluster_req again = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 8, 0, 99};
   rc_fit g = {0};
   json_t *q2 = json_object();
