@@ -55,8 +55,8 @@ static enum MHD_Result start_async(conn_req *r, struct MHD_Connection *conn) {
   r->state = RS_ASYNC;
   MHD_suspend_connection(conn);
   int rc = fn(&r->async);
-  if (rc < 0) {
-    sd_reply_error(&r->rep, rc, NULL, NULL);
+  if (rc < 0) { /* the deferred work did not start: answer now */
+    if (!r->rep.body) sd_reply_error(&r->rep, rc, NULL, NULL);
     MHD_resume_connection(conn);
   }
   return MHD_YES;

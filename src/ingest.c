@@ -14,7 +14,6 @@
 #include <string.h>
 
 #define MAX_DETAILS 100
-#define MAX_TS_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
 typedef struct {
   json_t *details;
@@ -58,7 +57,7 @@ int sd_parse_ts(const json_t *v, int64_t *ms) {
                ? SD_EINVALID : 0;
   if (json_is_integer(v)) {
     json_int_t x = json_integer_value(v);
-    if (x < 0 || x > MAX_TS_MS) return SD_EINVALID;
+    if (x < 0 || x > SD_TIME_MAX_MS) return SD_EINVALID;
     *ms = x;
     return 0;
   }

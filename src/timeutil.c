@@ -87,7 +87,7 @@ int sd_time_parse(const char *s, size_t len, int64_t *ms) {
   if (se == 60) se = 59; /* a leap second maps onto the second before */
   int64_t days = days_from_civil(y, mo, d);
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - (int64_t)off * 60;
-  if (secs < 0) return SD_EINVAL;
+  if (secs < 0 || secs * 1000 + frac > SD_TIME_MAX_MS) return SD_EINVAL;
   *ms = secs * 1000 + frac;
   return 0;
 }
