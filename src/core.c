@@ -27,8 +27,8 @@ static int core_run_fn(sd_core *c, sd_job *job) {
   return 0;
 }
 
-/* Runs the picked jobs in order: consecutive ingest jobs as one group,
- * each install on its own. */
+/* Runs the picked jobs in order: consecutive ingest jobs as one group;
+ * each install, projection part or fn job on its own. */
 static void core_run(sd_core *c, sd_job **jobs, int n) {
   int start = 0;
   for (int i = 0; i <= n; i++) {
@@ -105,6 +105,7 @@ static int core_submit_wait(sd_core *c, sd_job *job) {
     if (c->tail) c->tail->next = job;
     else c->head = job;
     c->tail = job;
+    c->depth++; /* counted like any job (taken off by the writer) */
     pthread_cond_signal(&c->cv);
   }
   pthread_mutex_unlock(&c->mu);

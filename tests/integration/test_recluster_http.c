@@ -288,6 +288,9 @@ static void test_restart_keeps_projection(sd_server *srv) {
   const char *q = "{\"text\":\"rain and storm in the forecast\"}";
   json_t *info = http_json(srv, "GET", "/v1/info", NULL, &st);
   long long pv = json_path_int(info, "embedder.projection_version", -1);
+  /* installs and projection parts went through the writer's queue too:
+     once idle, nothing is counted as waiting */
+  CHECK_INT(json_path_int(info, "ingest.queue_depth", -1), 0);
   CHECK(pv >= 1); /* 300 texts >= --dim 64: the encoder was refitted */
   json_t *a = http_json(srv, "POST", "/v1/assign", q, &st);
   CHECK_INT(st, 200);
