@@ -157,6 +157,21 @@ int wait_model(sd_server *srv, const char *space, double timeout_s);
 json_t *get_assignments(sd_server *srv, const char *space, long *status,
                         char *ctype, size_t cap, int *bad_lines);
 
+/* ---- planted topics (harness_sd.c) ---- */
+
+/* Three well separated topics of 8 words each (money, weather, football). */
+#define PLANTED_TOPICS 3
+extern const char *const planted_words[PLANTED_TOPICS][8];
+
+/* A 6-word text about topic t, varied deterministically by seed. */
+void planted_text(int t, unsigned seed, char *out, size_t cap);
+
+/* Items for POST /v1/texts: text ids "<prefix><i>" for i in [from,
+ * from + n), topic i % 3; with a user_prefix, user "<user_prefix><i %
+ * users>" (users 0 = one user per text). A new reference. */
+json_t *planted_texts(const char *prefix, int from, int n,
+                      const char *user_prefix, int users);
+
 /* A new JSON string of `n` bytes: prefix followed by 'x' padding. */
 json_t *json_padded(const char *prefix, size_t n);
 

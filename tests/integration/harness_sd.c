@@ -166,3 +166,38 @@ json_t *json_padded(const char *prefix, size_t n) {
   free(s);
   return j;
 }
+
+/* ---- planted topics ---- */
+
+const char *const planted_words[PLANTED_TOPICS][8] = {
+    {"refund", "card", "payment", "charge", "bank", "fee", "declined", "money"},
+    {"weather", "rain", "sunny", "forecast", "cloud", "storm", "wind", "snow"},
+    {"football", "match", "goal", "score", "team", "player", "league", "referee"}};
+
+void planted_text(int t, unsigned seed, char *out, size_t cap) {
+  unsigned s = seed * 2654435761u + (unsigned)t;
+  size_t used = 0;
+  out[0] = 0;
+  for (int w = 0; w < 6 && used < cap; w++) {
+    s = s * 1103515245u + 12345u;
+    used += (size_t)snprintf(out + used, cap - used, "%s%s", w ? " " : "",
+                             planted_words[t][(s >> 16) % 8]);
+  }
+}
+
+json_t *planted_texts(const char *prefix, int from, int n,
+                      const char *user_prefix, int users) {
+  json_t *items = json_array();
+  char id[64], user[64], text[128];
+  for (int i = from; items && i < from + n; i++) {
+    snprintf(id, sizeof(id), "%s%d", prefix, i);
+    planted_text(i % PLANTED_TOPICS, (unsigned)i, text, sizeof(text));
+    json_t *o = json_pack("{s:s,s:s}", "text_id", id, "text", text);
+    if (user_prefix) {
+      snprintf(user, sizeof(user), "%s%d", user_prefix, users ? i % users : i);
+      json_object_set_new(o, "user_id", json_string(user));
+    }
+    json_array_append_new(items, o);
+  }
+  return items;
+}

@@ -11,24 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const WORDS[3][6] = {
-    {"refund", "card", "payment", "charge", "fee", "declined"},
-    {"weather", "rain", "sunny", "forecast", "storm", "snow"},
-    {"football", "match", "goal", "score", "team", "league"}};
-
 static void ingest_all(sd_server *srv, int n) {
-  json_t *texts = json_array(), *events = json_array();
-  char id[32], text[96];
+  json_t *texts = planted_texts("a", 0, n, "a", 0), *events = json_array();
+  char id[32], ev[32];
   for (int i = 0; i < n; i++) {
-    unsigned s = (unsigned)i * 2654435761u;
-    int t = i % 3;
     snprintf(id, sizeof(id), "a%d", i);
-    snprintf(text, sizeof(text), "%s %s %s", WORDS[t][s % 6],
-             WORDS[t][(s >> 8) % 6], WORDS[t][(s >> 16) % 6]);
-    json_array_append_new(texts, json_pack("{s:s,s:s,s:s}", "text_id", id,
-                                           "user_id", id, "text", text));
-    snprintf(text, sizeof(text), "e%d", i);
-    json_array_append_new(events, json_pack("{s:s,s:s,s:s}", "event_id", text,
+    snprintf(ev, sizeof(ev), "e%d", i);
+    json_array_append_new(events, json_pack("{s:s,s:s,s:s}", "event_id", ev,
                                             "user_id", id, "type", "view"));
   }
   CHECK_INT(ingest(srv, "texts", texts, NULL, NULL), 200);

@@ -22,32 +22,9 @@
 #define PER_TOPIC 100
 #define USERS 120
 
-static const char *const WORDS[TOPICS][8] = {
-    {"refund", "card", "payment", "charge", "bank", "fee", "declined", "money"},
-    {"weather", "rain", "sunny", "forecast", "cloud", "storm", "wind", "snow"},
-    {"football", "match", "goal", "score", "team", "player", "league", "referee"}};
-
-static void topic_text(int t, unsigned seed, char *out, size_t cap) {
-  unsigned s = seed * 2654435761u + (unsigned)t;
-  size_t used = 0;
-  for (int w = 0; w < 6 && used < cap; w++) {
-    s = s * 1103515245u + 12345u;
-    used += (size_t)snprintf(out + used, cap - used, "%s%s", w ? " " : "",
-                             WORDS[t][(s >> 16) % 8]);
-  }
-}
-
 /* Text i has topic i % 3 and user u<i % 120>: each user keeps one topic. */
 static void ingest_topics(sd_server *srv) {
-  json_t *items = json_array();
-  char id[32], user[32], text[128];
-  for (int i = 0; i < TOPICS * PER_TOPIC; i++) {
-    snprintf(id, sizeof(id), "p%d", i);
-    snprintf(user, sizeof(user), "u%d", i % USERS);
-    topic_text(i % TOPICS, (unsigned)i, text, sizeof(text));
-    json_array_append_new(items, json_pack("{s:s,s:s,s:s}", "text_id", id,
-                                           "user_id", user, "text", text));
-  }
+  json_t *items = planted_texts("p", 0, TOPICS * PER_TOPIC, "u", USERS);
   CHECK_INT(ingest(srv, "texts", items, NULL, NULL), 200);
   json_decref(items);
 }

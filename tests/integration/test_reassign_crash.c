@@ -14,23 +14,8 @@
 
 #define N_TEXTS 600
 
-static const char *const WORDS[3][6] = {
-    {"refund", "card", "payment", "charge", "fee", "declined"},
-    {"weather", "rain", "sunny", "forecast", "storm", "snow"},
-    {"football", "match", "goal", "score", "team", "league"}};
-
 static void ingest_all(sd_server *srv) {
-  json_t *items = json_array();
-  char id[32], text[96];
-  for (int i = 0; i < N_TEXTS; i++) {
-    unsigned s = (unsigned)i * 2654435761u;
-    int t = i % 3;
-    snprintf(id, sizeof(id), "c%d", i);
-    snprintf(text, sizeof(text), "%s %s %s %s", WORDS[t][s % 6],
-             WORDS[t][(s >> 8) % 6], WORDS[t][(s >> 16) % 6], WORDS[t][(s >> 24) % 6]);
-    json_array_append_new(items, json_pack("{s:s,s:s,s:s}", "text_id", id,
-                                           "user_id", id, "text", text));
-  }
+  json_t *items = planted_texts("c", 0, N_TEXTS, "c", 0);
   CHECK_INT(ingest(srv, "texts", items, NULL, NULL), 200);
   json_decref(items);
 }

@@ -21,29 +21,8 @@
 #define TOPICS 3
 #define PER_TOPIC 100
 
-static const char *const WORDS[TOPICS][8] = {
-    {"refund", "card", "payment", "charge", "bank", "fee", "declined", "money"},
-    {"weather", "rain", "sunny", "forecast", "cloud", "storm", "wind", "snow"},
-    {"football", "match", "goal", "score", "team", "player", "league", "referee"}};
-
-static void topic_text(int t, unsigned seed, char *out, size_t cap) {
-  unsigned s = seed * 2654435761u + (unsigned)t;
-  size_t used = 0;
-  for (int w = 0; w < 6 && used < cap; w++) {
-    s = s * 1103515245u + 12345u;
-    used += (size_t)snprintf(out + used, cap - used, "%s%s", w ? " " : "",
-                             WORDS[t][(s >> 16) % 8]);
-  }
-}
-
 static void ingest_topics(sd_server *srv, const char *prefix, int from, int n) {
-  json_t *items = json_array();
-  char id[64], text[128];
-  for (int i = from; i < from + n; i++) {
-    snprintf(id, sizeof(id), "%s%d", prefix, i);
-    topic_text(i % TOPICS, (unsigned)i, text, sizeof(text));
-    json_array_append_new(items, json_pack("{s:s,s:s}", "text_id", id, "text", text));
-  }
+  json_t *items = planted_texts(prefix, from, n, NULL, 0);
   CHECK_INT(ingest(srv, "texts", items, NULL, NULL), 200);
   json_decref(items);
 }
@@ -165,7 +144,7 @@ static void test_lineage_and_evaluate(sd_server *srv) {
   char id[32];
   for (int i = 0; i < TOPICS * PER_TOPIC; i++) {
     snprintf(id, sizeof(id), "p%d", i);
-    json_object_set_new(labels, id, json_string(WORDS[i % TOPICS][0]));
+    json_object_set_new(labels, id, json_string(planted_words[i % TOPICS][0]));
   }
   json_object_set_new(labels, "nope", json_string("x"));
   json_t *body = json_pack("{s:o}", "labels", labels);
@@ -219,7 +198,7 @@ static void *ingest_worker(void *arg) {
     char id[64], text[128];
     for (int i = 0; i < 20; i++) {
       snprintf(id, sizeof(id), "%s%d", prefix, b * 20 + i);
-      topic_text((b * 20 + i) % TOPICS, (unsigned)(b * 20 + i + 7 * w->id), text, sizeof(text));
+      planted_text((b * 20 + i) % TOPICS, (unsigned)(b * 20 + i + 7 * w->id), text, sizeof(text));
       json_array_append_new(items, json_pack("{s:s,s:s,s:s}", "text_id", id,
                                              "user_id", prefix, "text", text));
     }
