@@ -33,12 +33,25 @@ post_all() { # kind -> seconds for all batches, sequential, one connection
 
 t_texts=$(post_all texts)
 t_events=$(post_all events)
+# lookups are measured against a segments model (trained in the background)
+for _ in $(seq 600); do
+  curl -s "$url/v1/spaces" | /usr/bin/python3 -c 'import json,sys
+s=json.load(sys.stdin)["spaces"][1]
+sys.exit(0 if s["model_version"] > 0 and not s["reassigning"] else 1)' && break
+  sleep 0.2
+done
 rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 wrk_out=$(cd bench && wrk -t2 -c64 -d10s --latency -s lookup.lua "$url" -- "$work/data/users.txt")
 rps=$(echo "$wrk_out" | awk '/Requests\/sec/ {print $2}')
 p50=$(echo "$wrk_out" | awk '$1=="50%" {print $2}')
 p99=$(echo "$wrk_out" | awk '$1=="99%" {print $2}')
 non2xx=$(echo "$wrk_out" | awk '/Non-2xx/ {print $NF}')
+wrk_ex=$(cd bench && EXPLAIN=1 wrk -t2 -c64 -d10s --latency -s lookup.lua "$url" -- "$work/data/users.txt")
+rps_ex=$(echo "$wrk_ex" | awk '/Requests\/sec/ {print $2}')
+p50_ex=$(echo "$wrk_ex" | awk '$1=="50%" {print $2}')
+wrk_1=$(cd bench && EXPLAIN=1 wrk -t1 -c1 -d5s --latency -s lookup.lua "$url" -- "$work/data/users.txt")
+p50_1=$(echo "$wrk_1" | awk '$1=="50%" {print $2}')
+p99_1=$(echo "$wrk_1" | awk '$1=="99%" {print $2}')
 rss_after_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 
 printf '\nsegmentd foundation benchmark (%s items, batches of %s, %s users)\n' "$N" "$BS" "$USERS"
@@ -49,6 +62,10 @@ printf '%-34s %12s\n' "segment lookups/s (wrk -c64)" "$rps"
 printf '%-34s %12s\n' "lookup latency p50" "$p50"
 printf '%-34s %12s\n' "lookup latency p99" "$p99"
 printf '%-34s %12s\n' "non-2xx lookups" "${non2xx:-0}"
+printf '%-34s %12s\n' "explain lookups/s (wrk -c64)" "$rps_ex"
+printf '%-34s %12s\n' "explain latency p50 (-c64)" "$p50_ex"
+printf '%-34s %12s\n' "explain latency p50 (-c1)" "$p50_1"
+printf '%-34s %12s\n' "explain latency p99 (-c1)" "$p99_1"
 printf '%-34s %12s\n' "RSS after ingest (MiB)" "$((rss_kb / 1024))"
 printf '%-34s %12s\n' "RSS after lookups (MiB)" "$((rss_after_kb / 1024))"
 grep -E "trained" "$work/log" || true
