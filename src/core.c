@@ -212,6 +212,8 @@ int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
   if (rc == 0)
     rc = sd_space_init(&c->spaces[SD_SPACE_SEGMENTS], SD_SPACE_SEGMENTS,
                        sd_views_width(&c->vc), hl);
+  if (rc == 0 && !(c->scratch = malloc(sizeof(float) * (size_t)cfg->dim)))
+    rc = SD_ENOMEM;
   if (rc == 0) rc = core_open(c, msg, msglen);
   if (rc == 0) rc = core_load(c, msg, msglen);
   if (rc == 0) rc = core_publish(c);
@@ -257,6 +259,7 @@ void sd_core_free(sd_core *c) {
   sd_store_close(c->db);
   sd_encoder_free(c->enc);
   sd_proj_unref(c->proj);
+  free(c->scratch);
   for (int i = 0; i < SD_SPACES; i++) sd_space_free(&c->spaces[i]);
   for (int i = 0; i < SD_BEH_DIM; i++) free(c->beh_names[i]);
   for (int i = 0; i < SD_CTX_DIM; i++) free(c->ctx_names[i]);

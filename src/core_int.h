@@ -50,6 +50,7 @@ struct sd_core {
   double beh_count[SD_BEH_DIM];/* events per behaviour bucket, all users */
   double beh_total;
   float beh_idf[SD_BEH_DIM];   /* ln((1+total)/(1+count)) + 1, c->vc uses it */
+  float *scratch;              /* dim floats for the writer's own use */
   int64_t started_at, last_save;
   /* queue: guarded by mu */
   pthread_mutex_t mu;

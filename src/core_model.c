@@ -29,7 +29,7 @@
 /* ---- rebuilding members from stored assignments ---- */
 
 static const char SQL_SCAN_TEXTS[] =
-    "SELECT text_id,text,cluster,similarity,embedder_id FROM texts";
+    "SELECT text_id,text,cluster,similarity,embedder_id,embedding FROM texts";
 static const char SQL_SCAN_USERS[] =
     "SELECT user_id,cluster,similarity FROM users";
 
@@ -58,9 +58,15 @@ int core_rebuild_members(sd_core *c, int space, int observe_df) {
     if (!sp->has_model || sqlite3_column_type(st, ccol) == SQLITE_NULL)
       continue;
     int idx = sd_space_index_of(sp, sqlite3_column_int64(st, ccol));
-    if (idx >= 0)
-      sd_space_member_add(sp, idx, (float)sqlite3_column_double(st, ccol + 1),
-                          id, text, len);
+    float sim = (float)sqlite3_column_double(st, ccol + 1);
+    const float *vec = NULL; /* texts: the vector, for diverse representatives */
+    if (idx >= 0 && texts && sd_space_rep_wants(sp, idx, sim) &&
+        core_blob_floats(st, 5, c->scratch, sp->dim) == 0) {
+      float n = cblas_snrm2(sp->dim, c->scratch, 1);
+      if (n > 0) cblas_sscal(sp->dim, 1.0f / n, c->scratch, 1);
+      vec = c->scratch;
+    }
+    if (idx >= 0) sd_space_member_add(sp, idx, sim, id, text, len, vec);
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : SD_EDB;

@@ -29,12 +29,16 @@ int sd_space_init(sd_space *sp, int index, int dim, double half_life_ms) {
   return 0;
 }
 
+static void rep_free(sd_space_rep *r) {
+  free(r->id);
+  free(r->text);
+  free(r->vec);
+  *r = (sd_space_rep){0, NULL, NULL, NULL};
+}
+
 static void space_free_model(sd_space *sp) {
   for (int i = 0; i < sp->k; i++) {
-    for (int r = 0; r < SD_REPS; r++) {
-      free(sp->reps[i][r].id);
-      free(sp->reps[i][r].text);
-    }
+    for (int r = 0; r < SD_REP_POOL; r++) rep_free(&sp->reps[i][r]);
     if (sp->label) free(sp->label[i]);
     if (sp->description) free(sp->description[i]);
   }
@@ -184,32 +188,37 @@ static char *dup_n(const char *s, size_t n) {
   return p;
 }
 
-/* Keeps the SD_REPS most similar members, most similar first. */
-static void reps_offer(sd_space_rep *r, float sim, const char *id,
-                       const char *text, size_t text_len) {
-  if (r[SD_REPS - 1].id && sim <= r[SD_REPS - 1].sim) return;
-  char *idc = dup_n(id, strlen(id));
-  char *tc = text ? dup_n(text, text_len > 240 ? 240 : text_len) : NULL;
-  if (!idc || (text && !tc)) {
-    free(idc);
-    free(tc);
-    return; /* representatives are best effort under memory pressure */
+/* Keeps the SD_REP_POOL most similar members, most similar first. */
+static void reps_offer(sd_space_rep *r, int dim, float sim, const char *id,
+                       const char *text, size_t text_len, const float *vec) {
+  if (r[SD_REP_POOL - 1].id && sim <= r[SD_REP_POOL - 1].sim) return;
+  sd_space_rep n = {sim, dup_n(id, strlen(id)),
+                    text ? dup_n(text, text_len > 240 ? 240 : text_len) : NULL,
+                    vec ? malloc(sizeof(float) * (size_t)dim) : NULL};
+  if (!n.id || (text && !n.text) || (vec && !n.vec)) {
+    rep_free(&n); /* representatives are best effort under memory pressure */
+    return;
   }
-  free(r[SD_REPS - 1].id);
-  free(r[SD_REPS - 1].text);
-  int j = SD_REPS - 1;
+  if (vec) memcpy(n.vec, vec, sizeof(float) * (size_t)dim);
+  rep_free(&r[SD_REP_POOL - 1]);
+  int j = SD_REP_POOL - 1;
   while (j > 0 && (!r[j - 1].id || sim > r[j - 1].sim)) {
     r[j] = r[j - 1];
     j--;
   }
-  r[j] = (sd_space_rep){sim, idc, tc};
+  r[j] = n;
+}
+
+int sd_space_rep_wants(const sd_space *sp, int idx, float sim) {
+  const sd_space_rep *last = &sp->reps[idx][SD_REP_POOL - 1];
+  return !last->id || sim > last->sim;
 }
 
 void sd_space_member_add(sd_space *sp, int idx, float sim, const char *id,
-                         const char *text, size_t text_len) {
+                         const char *text, size_t text_len, const float *vec) {
   sp->sizes[idx]++;
   sp->sim_sum[idx] += sim;
-  reps_offer(sp->reps[idx], sim, id, text, text_len);
+  reps_offer(sp->reps[idx], sp->dim, sim, id, text, text_len, vec);
   if (sp->terms && text) sd_terms_add(sp->terms, idx, text, text_len, 1);
 }
 
@@ -217,11 +226,7 @@ void sd_space_members_clear(sd_space *sp) {
   for (int i = 0; i < sp->k; i++) {
     sp->sizes[i] = 0;
     sp->sim_sum[i] = 0;
-    for (int r = 0; r < SD_REPS; r++) {
-      free(sp->reps[i][r].id);
-      free(sp->reps[i][r].text);
-      sp->reps[i][r] = (sd_space_rep){0, NULL, NULL};
-    }
+    for (int r = 0; r < SD_REP_POOL; r++) rep_free(&sp->reps[i][r]);
   }
   if (sp->terms) sd_terms_reset(sp->terms);
   sp->terms_at = 0; /* rank top terms again at the next snapshot */
@@ -233,12 +238,11 @@ void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id,
   sp->sizes[idx]--;
   sp->sim_sum[idx] -= sim;
   if (sp->terms && text) sd_terms_add(sp->terms, idx, text, text_len, -1);
-  for (int j = 0; j < SD_REPS; j++) {
+  for (int j = 0; j < SD_REP_POOL; j++) {
     if (!r[j].id || strcmp(r[j].id, id)) continue;
-    free(r[j].id);
-    free(r[j].text);
-    memmove(&r[j], &r[j + 1], sizeof(*r) * (size_t)(SD_REPS - 1 - j));
-    r[SD_REPS - 1] = (sd_space_rep){0, NULL, NULL};
+    rep_free(&r[j]);
+    memmove(&r[j], &r[j + 1], sizeof(*r) * (size_t)(SD_REP_POOL - 1 - j));
+    r[SD_REP_POOL - 1] = (sd_space_rep){0, NULL, NULL, NULL};
     break;
   }
 }
@@ -308,6 +312,33 @@ static const char *auto_label(sd_snapshot *snap, const char *const *terms,
   return sd_snapshot_strdup(snap, len ? buf : "unlabelled");
 }
 
+/* Up to SD_REPS candidates by maximal marginal relevance: each pick
+ * maximises lambda * similarity to the centroid - (1 - lambda) * its
+ * highest cosine to those already picked, so near-duplicates give way.
+ * Candidates without vectors are taken in similarity order. */
+static int reps_mmr(const sd_space_rep *pool, int dim, int *pick) {
+  int n = 0, m = 0, used[SD_REP_POOL] = {0};
+  while (m < SD_REP_POOL && pool[m].id) m++;
+  while (n < SD_REPS && n < m) {
+    int best = -1;
+    float bs = -INFINITY;
+    for (int j = 0; j < m; j++) {
+      if (used[j]) continue;
+      float red = 0;
+      for (int q = 0; q < n && pool[j].vec; q++)
+        if (pool[pick[q]].vec) {
+          float d = cblas_sdot(dim, pool[j].vec, 1, pool[pick[q]].vec, 1);
+          if (d > red) red = d;
+        }
+      float sc = SD_REP_LAMBDA * pool[j].sim - (1 - SD_REP_LAMBDA) * red;
+      if (sc > bs) bs = sc, best = j;
+    }
+    used[best] = 1;
+    pick[n++] = best;
+  }
+  return n;
+}
+
 static void snap_cluster(sd_space *sp, int i, sd_snapshot *snap,
                          sd_snap_space *out, const float *mean) {
   sd_snap_cluster *c = &out->clusters[i];
@@ -326,10 +357,13 @@ static void snap_cluster(sd_space *sp, int i, sd_snapshot *snap,
   }
   for (int j = 0; j < SD_TOP_TERMS && terms[j]; j++)
     c->terms[c->n_terms++] = sd_snapshot_strdup(snap, terms[j]);
-  for (int r = 0; r < SD_REPS && sp->reps[i][r].id; r++) {
-    c->reps[r].id = sd_snapshot_strdup(snap, sp->reps[i][r].id);
-    c->reps[r].text = sd_snapshot_strdup(snap, sp->reps[i][r].text);
-    c->reps[r].similarity = sp->reps[i][r].sim;
+  int pick[SD_REPS];
+  int n = reps_mmr(sp->reps[i], sp->dim, pick);
+  for (int r = 0; r < n; r++) {
+    const sd_space_rep *rep = &sp->reps[i][pick[r]];
+    c->reps[r].id = sd_snapshot_strdup(snap, rep->id);
+    c->reps[r].text = sd_snapshot_strdup(snap, rep->text);
+    c->reps[r].similarity = rep->sim;
     c->n_reps++;
   }
   c->label_manual = sp->label[i] != NULL;

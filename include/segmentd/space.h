@@ -20,9 +20,13 @@
 #include "segmentd/label_terms.h"
 #include "segmentd/snapshot.h"
 
+#define SD_REP_POOL 20 /* candidates kept per cluster for representatives */
+#define SD_REP_LAMBDA 0.7f /* MMR: relevance vs diversity */
+
 typedef struct {
   float sim;
   char *id, *text;
+  float *vec; /* the member's vector (dim), or NULL when not known */
 } sd_space_rep;
 
 typedef struct {
@@ -45,7 +49,7 @@ typedef struct {
   char **label, **description; /* manual, or NULL */
   double *stability;        /* bootstrap Jaccard per cluster, NAN unknown */
   char *quality;            /* the model's quality JSON, or NULL */
-  sd_space_rep (*reps)[SD_REPS];
+  sd_space_rep (*reps)[SD_REP_POOL]; /* most similar first */
   /* not per cluster */
   int64_t points;           /* entities with a vector */
   int64_t points_at_train;  /* points when the live model was installed */
@@ -87,10 +91,17 @@ float sd_confidence(float best, float second);
 /* Moves centroid idx towards x (decayed mini-batch step) at time now. */
 void sd_space_update(sd_space *sp, int idx, const float *x, int64_t now);
 
-/* Member bookkeeping: counts, cohesion, representatives, terms. text may be
- * NULL. remove takes the similarity recorded when the member was added. */
+/* Member bookkeeping: counts, cohesion, representative candidates, terms.
+ * text and vec (the member's unit vector, for diverse representatives)
+ * may be NULL. remove takes the similarity recorded when the member was
+ * added. Representatives are chosen from the SD_REP_POOL most similar
+ * members by maximal marginal relevance (Carbonell & Goldstein 1998). */
 void sd_space_member_add(sd_space *sp, int idx, float sim, const char *id,
-                         const char *text, size_t text_len);
+                         const char *text, size_t text_len, const float *vec);
+/* Would a member of cluster idx with this similarity enter the pool of
+ * representative candidates? (Callers skip fetching its vector if not.) */
+int sd_space_rep_wants(const sd_space *sp, int idx, float sim);
+
 void sd_space_member_remove(sd_space *sp, int idx, float sim, const char *id,
                             const char *text, size_t text_len);
 /* Forgets every member (counts, cohesion, representatives, terms), before
