@@ -73,11 +73,13 @@ static int pick(rng *r, const gen_conf *c, int seg, int drop) {
   return seg < 0 ? -1 : drop ? rng_int(r, c->n_segments) : seg;
 }
 
+const char *gen_planted_type(int seg, int j) {
+  static const int offset[3] = {0, 4, 9};
+  return TYPES[(seg + offset[j % 3]) % N_TYPES];
+}
+
 static const char *draw_type(rng *r, int seg) {
-  if (seg >= 0 && rng_unit(r) < P_TYPE) {
-    int pref[3] = {seg % N_TYPES, (seg + 4) % N_TYPES, (seg + 9) % N_TYPES};
-    return TYPES[pref[rng_int(r, 3)]];
-  }
+  if (seg >= 0 && rng_unit(r) < P_TYPE) return gen_planted_type(seg, rng_int(r, 3));
   return TYPES[rng_int(r, N_TYPES)];
 }
 

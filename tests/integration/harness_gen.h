@@ -42,6 +42,9 @@ typedef struct {
   const char *prefix; /* user id prefix; NULL = "u" */
 } gen_conf;
 
+/* The j-th (0..2) event type segment seg prefers. */
+const char *gen_planted_type(int seg, int j);
+
 /* The planted segment of user i (0-based), or -1 for a noise user. */
 int gen_segment(const gen_conf *c, int user);
 

@@ -70,9 +70,26 @@ static void test_label(sd_server *srv) {
   json_decref(g), json_decref(c);
 }
 
+/* Rows of user a4 left in any table, counted with the sqlite3 command on
+ * the server's database file (a WAL reader beside the server); -1 on
+ * failure. */
+static long rows_of_user(sd_server *srv) {
+  char cmd[512], out[64] = "";
+  snprintf(cmd, sizeof(cmd),
+           "sqlite3 %s \"SELECT (SELECT count(*) FROM events WHERE user_id='a4')"
+           " + (SELECT count(*) FROM texts WHERE user_id='a4' OR text_id='a4')"
+           " + (SELECT count(*) FROM users WHERE user_id='a4')\"", srv->db);
+  FILE *f = popen(cmd, "r");
+  if (!f) return -1;
+  char *got = fgets(out, sizeof(out), f);
+  int rc = pclose(f);
+  return got && rc == 0 ? atol(out) : -1;
+}
+
 static void test_erase(sd_server *srv, int n) {
   long st;
   long long pts = space_points(srv, "intents");
+  CHECK_INT(rows_of_user(srv), 3); /* an event, a text, the user */
   json_t *d = http_json(srv, "DELETE", "/v1/users/a4", NULL, &st);
   CHECK_INT(st, 200);
   CHECK_INT(json_path_int(d, "deleted.events", -1), 1);
@@ -80,6 +97,7 @@ static void test_erase(sd_server *srv, int n) {
   json_decref(d);
   long long ev, tx;
   CHECK_INT(get_user_counts(srv, "a4", &ev, &tx), 404);
+  CHECK_INT(rows_of_user(srv), 0); /* no row of the user in any table */
   json_t *c = cluster_of_text(srv, "a4");
   CHECK(c == NULL); /* the text and its assignment are gone */
   CHECK_INT(space_points(srv, "intents"), pts - 1);

@@ -18,6 +18,7 @@
 #include "harness_gen.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define USERS 5000
@@ -62,12 +63,16 @@ static void print_view_shares(sd_server *srv, const gen_conf *c, int n) {
              c->prefix ? c->prefix : "u", u * (c->n_users / n));
     json_t *r = http_json(srv, "GET", path, NULL, &st);
     json_t *views = json_path(r, "explanation.views");
+    double parts = 0;
     for (size_t i = 0; i < json_array_size(views) && i < 8; i++) {
       json_t *v = json_array_get(views, i);
       const char *nm = json_string_value(json_object_get(v, "view"));
       if (!names[i][0] && nm) snprintf(names[i], sizeof(names[i]), "%s", nm);
       sum[i] += json_number_value(json_object_get(v, "contribution"));
+      parts += json_number_value(json_object_get(v, "contribution"));
     }
+    if (views) /* the explanation adds up to the similarity */
+      CHECK_NEAR(parts, json_number_value(json_path(r, "segment.similarity")), 1e-5);
     got += st == 200 && views;
     json_decref(r);
   }
@@ -76,6 +81,33 @@ static void print_view_shares(sd_server *srv, const gen_conf *c, int n) {
     fprintf(stderr, " %s %.3f", names[i], got ? sum[i] / got : 0.0);
   fprintf(stderr, "\n");
   CHECK(got == n);
+}
+
+/* Each segment's cluster (the one its users dominate, from the evaluation's
+ * purity table) names at least two of the segment's three planted event
+ * types among its top features. */
+static void check_labels(sd_server *srv, json_t *ev) {
+  long st;
+  json_t *cl = http_json(srv, "GET", "/v1/spaces/segments/clusters", NULL, &st);
+  size_t i;
+  json_t *c;
+  int checked = 0;
+  json_array_foreach(json_object_get(cl, "clusters"), i, c) {
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(json_object_get(c, "id")));
+    const char *lab = json_string_value(json_path(json_object_get(json_object_get(ev, "purity"), key), "label"));
+    if (!lab || strncmp(lab, "seg-", 4)) continue;
+    int seg = atoi(lab + 4), named = 0;
+    json_t *tf = json_object_get(c, "top_features");
+    for (int j = 0; j < 3; j++)
+      for (size_t f = 0; f < json_array_size(tf); f++)
+        named += !strcmp(json_string_value(json_array_get(tf, f)), gen_planted_type(seg, j));
+    if (named < 2) fprintf(stderr, "  cluster for %s names %d planted types\n", lab, named);
+    CHECK(named >= 2);
+    checked++;
+  }
+  CHECK(checked >= SEGMENTS);
+  json_decref(cl);
 }
 
 /* One run on a fresh server: ingest, re-cluster with k, evaluate. */
@@ -102,6 +134,7 @@ static void run_case(const char *name, const gen_conf *c, int explain) {
           json_number_value(json_object_get(ev, "accuracy")), t1 - t0, t2 - t1);
   CHECK(ari >= 0.9);
   if (explain) print_view_shares(srv, c, 40);
+  if (explain) check_labels(srv, ev);
   json_decref(ev);
   CHECK_INT(srv_stop(srv), 0);
   if (check_failures) srv_dump_log(srv);
