@@ -53,8 +53,11 @@ static void *core_main(void *arg) {
   sd_job *jobs[GROUP_MAX_JOBS];
   for (;;) {
     pthread_mutex_lock(&c->mu);
-    while (!c->head && !c->stopping && !c->reassign.active)
+    while (!c->head && !c->stopping && !c->reassign.active &&
+           !c->publish_pending)
       pthread_cond_wait(&c->cv, &c->mu);
+    int publish = c->publish_pending;
+    c->publish_pending = 0;
     if (!c->head && c->stopping) {
       pthread_mutex_unlock(&c->mu);
       break; /* an unfinished re-assignment resumes at the next start */
@@ -69,6 +72,7 @@ static void *core_main(void *arg) {
     pthread_mutex_unlock(&c->mu);
     if (n) core_run(c, jobs, n);
     if (c->reassign.active) core_reassign_step(c); /* one chunk per turn */
+    if (publish && core_publish(c) < 0) sd_log_error("publishing failed");
   }
   core_reassign_abandon(c);
   return NULL;
@@ -142,6 +146,22 @@ int sd_core_store_part(sd_core *c, int64_t version, int seq, const void *data,
   return core_submit_wait(c, &job);
 }
 
+int sd_core_set_segment_intents(sd_core *c, const int64_t *rows, size_t n) {
+  int64_t *copy = malloc(sizeof(int64_t) * 3 * (n ? n : 1));
+  if (!copy) return SD_ENOMEM;
+  memcpy(copy, rows, sizeof(int64_t) * 3 * n);
+  pthread_mutex_lock(&c->mix_mu);
+  free(c->mix);
+  c->mix = copy;
+  c->n_mix = n;
+  pthread_mutex_unlock(&c->mix_mu);
+  pthread_mutex_lock(&c->mu); /* the writer publishes it */
+  c->publish_pending = 1;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
 void sd_core_set_maint(sd_core *c, struct sd_maint *m) {
   atomic_store(&c->maint, m);
 }
@@ -206,6 +226,7 @@ int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
   core_beh_idf(c);
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
+  pthread_mutex_init(&c->mix_mu, NULL);
   double hl = cfg->half_life_days * 86400e3;
   int rc = sd_space_init(&c->spaces[SD_SPACE_INTENTS], SD_SPACE_INTENTS,
                          (int)cfg->dim, hl);
@@ -265,6 +286,8 @@ void sd_core_free(sd_core *c) {
   for (int i = 0; i < SD_CTX_DIM; i++) free(c->ctx_names[i]);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->cv);
+  pthread_mutex_destroy(&c->mix_mu);
+  free(c->mix);
   free(c);
 }
 

@@ -51,12 +51,16 @@ struct sd_core {
   double beh_total;
   float beh_idf[SD_BEH_DIM];   /* ln((1+total)/(1+count)) + 1, c->vc uses it */
   float *scratch;              /* dim floats for the writer's own use */
+  pthread_mutex_t mix_mu;      /* guards the segment x intent mix below */
+  int64_t *mix;                /* rows of (segment, intent, texts) */
+  size_t n_mix;
   int64_t started_at, last_save;
   /* queue: guarded by mu */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   sd_job *head, *tail;
   int depth, stopping, running;
+  int publish_pending;          /* something outside the writer changed */
   pthread_t thread;
   core_reassign_state reassign; /* writer-owned */
 };

@@ -378,6 +378,40 @@ int core_save_models(sd_core *c) {
   return rc;
 }
 
+/* Puts (intent, texts) into a cluster's top-3 list, largest first. */
+static void mix_offer(sd_snap_cluster *sc, int64_t intent, int64_t n,
+                      int64_t *counts) {
+  int j = sc->n_intents < 3 ? sc->n_intents++ : 2;
+  if (j == 2 && sc->n_intents == 3 && n <= counts[2]) return;
+  while (j > 0 && n > counts[j - 1]) {
+    counts[j] = counts[j - 1];
+    sc->intents[j] = sc->intents[j - 1];
+    j--;
+  }
+  counts[j] = n;
+  sc->intents[j] = (int32_t)intent;
+}
+
+/* The segments' dominant intents from the latest segment x intent mix. */
+static void publish_mix(sd_core *c, sd_snap_space *seg) {
+  int64_t *top = calloc((size_t)(seg->k ? seg->k : 1) * 4, sizeof(int64_t));
+  if (!top) return; /* dominant intents are best effort */
+  pthread_mutex_lock(&c->mix_mu);
+  for (size_t r = 0; r < c->n_mix; r++) {
+    int i = sd_snap_cluster_index(seg, c->mix[3 * r]);
+    if (i < 0) continue;
+    top[(size_t)i * 4 + 3] += c->mix[3 * r + 2]; /* the cluster's texts */
+    mix_offer(&seg->clusters[i], c->mix[3 * r + 1], c->mix[3 * r + 2],
+              top + (size_t)i * 4);
+  }
+  pthread_mutex_unlock(&c->mix_mu);
+  for (int i = 0; i < seg->k; i++)
+    for (int j = 0; j < seg->clusters[i].n_intents; j++)
+      seg->clusters[i].intent_share[j] =
+          (float)top[(size_t)i * 4 + j] / (float)top[(size_t)i * 4 + 3];
+  free(top);
+}
+
 int core_publish(sd_core *c) {
   sd_snapshot *snap = sd_snapshot_new();
   if (!snap) return SD_ENOMEM;
@@ -397,6 +431,8 @@ int core_publish(sd_core *c) {
     sd_snapshot_release(snap);
     return rc;
   }
+  if (snap->spaces[SD_SPACE_SEGMENTS].has_model)
+    publish_mix(c, &snap->spaces[SD_SPACE_SEGMENTS]);
   sd_snapshot_publish(snap);
   return 0;
 }

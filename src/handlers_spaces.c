@@ -59,7 +59,21 @@ static int actionable(const sd_config *cfg, const sd_snap_cluster *c) {
          (isnan(c->stability) || c->stability >= cfg->actionable_stability);
 }
 
-static json_t *cluster_json(const sd_config *cfg, const sd_snap_space *sp, int i) {
+/* A segment's most written intents, with the intents' labels. */
+static json_t *dominant_intents(const sd_snapshot *snap, const sd_snap_cluster *c) {
+  const sd_snap_space *in = &snap->spaces[SD_SPACE_INTENTS];
+  json_t *a = json_array();
+  for (int j = 0; j < c->n_intents && a; j++) {
+    int x = sd_snap_cluster_index(in, c->intents[j]);
+    json_array_append_new(a, json_pack("{s:i,s:s?,s:f}", "id", c->intents[j],
+                                       "label", x >= 0 ? in->clusters[x].label : NULL,
+                                       "share", (double)c->intent_share[j]));
+  }
+  return a;
+}
+
+static json_t *cluster_json(const sd_config *cfg, const sd_snapshot *snap,
+                            const sd_snap_space *sp, int i) {
   const sd_snap_cluster *c = &sp->clusters[i];
   json_t *terms = json_array(), *reps = json_array();
   for (int j = 0; j < c->n_terms; j++)
@@ -69,7 +83,7 @@ static json_t *cluster_json(const sd_config *cfg, const sd_snap_space *sp, int i
                                           "text", c->reps[j].text, "similarity",
                                           (double)c->reps[j].similarity));
   int intents = !strcmp(sp->name, "intents");
-  return json_pack("{s:I,s:s,s:s,s:s?,s:I,s:f,s:f,s:o,s:o,s:o,s:o,s:o}", "id",
+  json_t *o = json_pack("{s:I,s:s,s:s,s:s?,s:I,s:f,s:f,s:o,s:o,s:o,s:o,s:o}", "id",
                    (json_int_t)c->id, "label", c->label, "label_source",
                    c->label_manual ? "manual" : "auto", "description",
                    c->description, "size", (json_int_t)c->size, "share",
@@ -78,6 +92,9 @@ static json_t *cluster_json(const sd_config *cfg, const sd_snap_space *sp, int i
                    intents ? "top_terms" : "top_features", terms,
                    "representatives", reps, "created_at", h_time(c->created_at),
                    "actionable", actionable(cfg, c) ? json_true() : json_false());
+  if (o && !intents)
+    json_object_set_new(o, "dominant_intents", dominant_intents(snap, c));
+  return o;
 }
 
 int h_clusters(sd_req *req, sd_reply *rep) {
@@ -85,7 +102,7 @@ int h_clusters(sd_req *req, sd_reply *rep) {
   const sd_snap_space *sp = h_space(req, rep, &snap);
   if (!sp) return SD_ENOTFOUND;
   json_t *a = json_array();
-  for (int i = 0; i < sp->k; i++) json_array_append_new(a, cluster_json(req->cfg, sp, i));
+  for (int i = 0; i < sp->k; i++) json_array_append_new(a, cluster_json(req->cfg, snap, sp, i));
   json_t *o = json_pack("{s:s,s:I,s:o}", "space", sp->name, "model_version",
                         (json_int_t)sp->version, "clusters", a);
   sd_snapshot_release(snap);
@@ -102,7 +119,7 @@ int h_cluster(sd_req *req, sd_reply *rep) {
   const sd_snap_space *sp = h_space(req, rep, &snap);
   if (!sp) return SD_ENOTFOUND;
   int i = sd_snap_cluster_index(sp, id);
-  json_t *o = i >= 0 ? cluster_json(req->cfg, sp, i) : NULL;
+  json_t *o = i >= 0 ? cluster_json(req->cfg, snap, sp, i) : NULL;
   if (o) json_object_set_new(o, "model_version", json_integer(sp->version));
   sd_snapshot_release(snap);
   if (i < 0) return sd_reply_error(rep, SD_ENOTFOUND, "no such cluster", NULL);

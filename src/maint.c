@@ -6,6 +6,7 @@
 #include "segmentd/err.h"
 #include "segmentd/log.h"
 #include "segmentd/snapshot.h"
+#include "segmentd/store.h"
 #include "segmentd/timeutil.h"
 
 #include <errno.h>
@@ -48,6 +49,7 @@ struct sd_maint {
   int64_t next_id;
   int stopping, running;
   pthread_t th;
+  int64_t mix_at; /* when the segment x intent mix was last counted */
 };
 
 static mjob *job_find(sd_maint *m, int64_t id) {
@@ -218,10 +220,41 @@ static int space_busy(sd_maint *m, int space) {
 /* Scheduled work: a first model still missing (e.g. after a failed try and
  * a restart), and re-clusters of models older than the interval whose
  * space grew by the configured share since they were trained. */
+#define MIX_EVERY_MS 30000
+
+/* Counts, per segment, the intents of its members' texts (an index-only
+ * join on texts(user_id, cluster)) and hands the table to the core. */
+static void count_mix(sd_maint *m) {
+  sd_store *rd = sd_store_reader();
+  sqlite3_stmt *st = rd ? sd_store_stmt(rd,
+      "SELECT u.cluster,t.cluster,count(*) FROM users u JOIN texts t ON "
+      "t.user_id=u.user_id WHERE u.cluster IS NOT NULL AND t.cluster IS NOT "
+      "NULL GROUP BY 1,2") : NULL;
+  int64_t *rows = NULL;
+  size_t n = 0, cap = 0;
+  int ok = st != NULL;
+  while (ok && sqlite3_step(st) == SQLITE_ROW) {
+    if (n == cap) {
+      int64_t *nr = realloc(rows, sizeof(int64_t) * 3 * (cap = cap ? cap * 2 : 256));
+      if (!nr) { ok = 0; break; }
+      rows = nr;
+    }
+    for (int i = 0; i < 3; i++) rows[3 * n + (size_t)i] = sqlite3_column_int64(st, i);
+    n++;
+  }
+  if (st) sqlite3_reset(st);
+  if (ok) sd_core_set_segment_intents(m->core, rows, n);
+  free(rows);
+}
+
 static void schedule(sd_maint *m) {
   sd_snapshot *snap = sd_snapshot_acquire();
   if (!snap) return;
   int64_t now = sd_now_ms(), id;
+  if (snap->spaces[SD_SPACE_SEGMENTS].has_model && now - m->mix_at >= MIX_EVERY_MS) {
+    count_mix(m);
+    m->mix_at = now;
+  }
   for (int s = 0; s < SD_SPACES; s++) {
     const sd_snap_space *sp = &snap->spaces[s];
     int first = !sp->has_model && sp->points >= m->cfg->train_min;
@@ -263,6 +296,7 @@ static void *maint_main(void *arg) {
     int rc = run_job(m, &req, &summary, j->msg, sizeof(j->msg));
     if (rc < 0) sd_log_warn("re-cluster job %lld failed: %s", (long long)j->id, j->msg);
     finish_job(m, j, rc, summary);
+    m->mix_at = 0; /* cluster ids may have changed: count the mix again */
     pthread_mutex_lock(&m->mu);
   }
   pthread_mutex_unlock(&m->mu);

@@ -84,6 +84,11 @@ typedef struct {
 } sd_erase_op;
 int sd_core_op_erase(sd_core *c, void *op /* sd_erase_op */);
 
+/* The intents mix of each segment: n rows of (segment id, intent id,
+ * texts), from the maintenance thread's periodic count; copied. Shown as
+ * the segments' dominant intents from the next snapshot on. */
+int sd_core_set_segment_intents(sd_core *c, const int64_t *rows, size_t n);
+
 /* Lets the writer ask the maintenance thread for first models and for the
  * segments re-cluster that follows an encoder refit. */
 void sd_core_set_maint(sd_core *c, struct sd_maint *m);

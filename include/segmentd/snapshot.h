@@ -44,6 +44,9 @@ typedef struct {
   int n_terms;
   sd_snap_rep reps[SD_REPS];
   int n_reps;
+  int32_t intents[3];       /* segments: the members' most written intents */
+  float intent_share[3];    /* share of the members' texts in each */
+  int n_intents;
   int64_t created_at;
 } sd_snap_cluster;
 

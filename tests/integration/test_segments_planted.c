@@ -110,6 +110,32 @@ static void check_labels(sd_server *srv, json_t *ev) {
   json_decref(cl);
 }
 
+/* With an intents model too, each segment's dominant intent (counted in
+ * the background) holds most of its members' texts: every planted segment
+ * writes about one topic 85% of the time. */
+static void check_dominant_intents(sd_server *srv) {
+  long st;
+  json_decref(http_json(srv, "POST", "/v1/spaces/intents/recluster",
+                        "{\"k\":8,\"wait\":true}", &st));
+  CHECK_INT(st, 200);
+  json_t *cl = NULL;
+  for (double t0 = now_s(); now_s() - t0 < 30; sleep_ms(250)) {
+    json_decref(cl);
+    cl = http_json(srv, "GET", "/v1/spaces/segments/clusters", NULL, &st);
+    json_t *first = json_array_get(json_object_get(cl, "clusters"), 0);
+    if (json_array_size(json_object_get(first, "dominant_intents")) > 0) break;
+  }
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(cl, "clusters"), i, c) {
+    json_t *top = json_array_get(json_object_get(c, "dominant_intents"), 0);
+    double share = json_number_value(json_object_get(top, "share"));
+    if (share < 0.5) fprintf(stderr, "  segment %zu: top intent share %.2f\n", i, share);
+    CHECK(share >= 0.5);
+  }
+  json_decref(cl);
+}
+
 /* One run on a fresh server: ingest, re-cluster with k, evaluate. */
 static void run_case(const char *name, const gen_conf *c, int explain) {
   double t0 = now_s();
@@ -135,6 +161,7 @@ static void run_case(const char *name, const gen_conf *c, int explain) {
   CHECK(ari >= 0.9);
   if (explain) print_view_shares(srv, c, 40);
   if (explain) check_labels(srv, ev);
+  if (explain) check_dominant_intents(srv);
   json_decref(ev);
   CHECK_INT(srv_stop(srv), 0);
   if (check_failures) srv_dump_log(srv);
