@@ -12,6 +12,7 @@
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,18 +80,34 @@ typedef struct {
   size_t len;
   int64_t cluster; /* -1 unassigned */
   float sim;
+  float *vec;      /* its unit embedding, or NULL */
 } erased_text;
 
 static void erased_free(erased_text *t, size_t n) {
-  for (size_t i = 0; i < n; i++) free(t[i].text_id), free(t[i].text);
+  for (size_t i = 0; i < n; i++)
+    free(t[i].text_id), free(t[i].text), free(t[i].vec);
   free(t);
+}
+
+/* A unit copy of a stored embedding of dim floats, or NULL. */
+static float *unit_copy(sqlite3_stmt *st, int col, int dim) {
+  float *v = malloc(sizeof(float) * (size_t)dim);
+  if (!v || core_blob_floats(st, col, v, dim) < 0) {
+    free(v);
+    return NULL;
+  }
+  float n = 0;
+  for (int i = 0; i < dim; i++) n += v[i] * v[i];
+  for (int i = 0; i < dim && n > 0; i++) v[i] /= sqrtf(n);
+  return v;
 }
 
 /* The user's texts as they are before deletion (for the in-memory counts). */
 static int collect_texts(sd_core *c, const char *user_id, erased_text **out,
                          size_t *n) {
   sqlite3_stmt *st = sd_store_stmt(
-      c->db, "SELECT text_id,text,cluster,similarity FROM texts WHERE user_id=?1");
+      c->db, "SELECT text_id,text,cluster,similarity,embedding FROM texts "
+             "WHERE user_id=?1");
   if (!st) return SD_EDB;
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
   size_t cap = 0;
@@ -108,6 +125,7 @@ static int collect_texts(sd_core *c, const char *user_id, erased_text **out,
     t->text = strdup((const char *)sqlite3_column_text(st, 1));
     t->cluster = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2);
     t->sim = (float)sqlite3_column_double(st, 3);
+    t->vec = unit_copy(st, 4, c->vc.dim);
     if (!t->text_id || !t->text) err = SD_ENOMEM;
   }
   sqlite3_reset(st);
@@ -125,17 +143,20 @@ static int delete_rows(sd_core *c, const char *sql, const char *user_id,
   return 0;
 }
 
-/* The user's segment row: 1 found (cluster, sim filled), 0 none. */
+/* The user's segment row: 1 found (cluster, sim and vector filled; the
+ * vector zero when the user has no views), 0 none. */
 static int user_row(sd_core *c, const char *user_id, int64_t *cluster,
-                    float *sim) {
+                    float *sim, sd_user_buf *ub, float *vec) {
   sqlite3_stmt *st = sd_store_stmt(
-      c->db, "SELECT cluster,similarity FROM users WHERE user_id=?1");
+      c->db, "SELECT cluster,similarity," SD_VIEWS_COLS " FROM users WHERE user_id=?1");
   if (!st) return SD_EDB;
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     *cluster = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
     *sim = (float)sqlite3_column_double(st, 1);
+    sd_views_read(st, 2, &c->vc, &ub->u);
+    sd_views_vector(&c->vc, &ub->u, vec);
   }
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : SD_EDB;
@@ -143,18 +164,23 @@ static int user_row(sd_core *c, const char *user_id, int64_t *cluster,
 
 /* Memory follows the database: counts, representatives, terms. */
 static void forget(sd_core *c, const char *user_id, const erased_text *t,
-                   size_t n, int had_user, int64_t ucluster, float usim) {
+                   size_t n, int had_user, int64_t ucluster, float usim,
+                   const float *uvec) {
   sd_space *in = &c->spaces[SD_SPACE_INTENTS], *seg = &c->spaces[SD_SPACE_SEGMENTS];
   for (size_t i = 0; i < n; i++) {
     in->points--;
     int idx = in->has_model && t[i].cluster >= 0 ? sd_space_index_of(in, t[i].cluster) : -1;
     if (idx >= 0)
       sd_space_member_remove(in, idx, t[i].sim, t[i].text_id, t[i].text, t[i].len);
+    if (idx >= 0 && t[i].vec) sd_space_unlearn(in, idx, t[i].vec);
   }
   if (!had_user) return;
   seg->points--;
   int idx = seg->has_model && ucluster >= 0 ? sd_space_index_of(seg, ucluster) : -1;
-  if (idx >= 0) sd_space_member_remove(seg, idx, usim, user_id, NULL, 0);
+  if (idx >= 0) {
+    sd_space_member_remove(seg, idx, usim, user_id, NULL, 0);
+    sd_space_unlearn(seg, idx, uvec);
+  }
 }
 
 int sd_core_op_erase(sd_core *c, void *arg) {
@@ -163,8 +189,11 @@ int sd_core_op_erase(sd_core *c, void *arg) {
   size_t n = 0;
   int64_t ucluster = -1, drop = 0;
   float usim = 0;
-  int rc = collect_texts(c, op->user_id, &t, &n);
-  int had_user = rc == 0 ? user_row(c, op->user_id, &ucluster, &usim) : 0;
+  sd_user_buf ub = {0};
+  float *uvec = calloc((size_t)sd_views_width(&c->vc), sizeof(float));
+  int rc = uvec ? sd_user_buf_init(&ub, &c->vc) : SD_ENOMEM;
+  if (rc == 0) rc = collect_texts(c, op->user_id, &t, &n);
+  int had_user = rc == 0 ? user_row(c, op->user_id, &ucluster, &usim, &ub, uvec) : 0;
   if (had_user < 0) rc = had_user;
   if (rc == 0) rc = delete_rows(c, "DELETE FROM texts WHERE user_id=?1", op->user_id, &op->texts);
   if (rc == 0) rc = delete_rows(c, "DELETE FROM events WHERE user_id=?1", op->user_id, &op->events);
@@ -177,7 +206,10 @@ int sd_core_op_erase(sd_core *c, void *arg) {
     rc = audit(c, "user_erased", target, json_pack("{s:I,s:I}", "events",
                (json_int_t)op->events, "texts", (json_int_t)op->texts));
   }
-  if (rc == 0 && op->found) forget(c, op->user_id, t, n, had_user, ucluster, usim);
+  if (rc == 0 && op->found)
+    forget(c, op->user_id, t, n, had_user, ucluster, usim, uvec);
   erased_free(t, n);
+  sd_user_buf_free(&ub);
+  free(uvec);
   return rc;
 }

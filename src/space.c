@@ -179,6 +179,28 @@ void sd_space_update(sd_space *sp, int idx, const float *x, int64_t now) {
   normalise(c, sp->dim);
 }
 
+/*
+ * The inverse of sd_space_update's step c' = m / |m|, m = (1 - e) c + e x,
+ * e = 1 / w: m = s c' with the scale s for which the old c is a unit
+ * vector, |s c' - e x| = 1 - e, i.e. s = e (c'.x) + sqrt(e^2 (c'.x)^2 -
+ * e^2 |x|^2 + (1 - e)^2); then c = (s c' - e x) / (1 - e). Exact when no
+ * decay happened in between, close otherwise.
+ */
+void sd_space_unlearn(sd_space *sp, int idx, const float *x) {
+  float w = sp->weights[idx];
+  if (!(w > 1.0f)) return;
+  float *c = sp->centroids + (size_t)idx * sp->dim;
+  double e = 1.0 / w, cx = cblas_sdot(sp->dim, c, 1, x, 1);
+  double xx = cblas_sdot(sp->dim, x, 1, x, 1);
+  double disc = e * e * cx * cx - e * e * xx + (1 - e) * (1 - e);
+  double sc = e * cx + sqrt(disc > 0 ? disc : 0);
+  cblas_sscal(sp->dim, (float)sc, c, 1);
+  cblas_saxpy(sp->dim, (float)-e, x, 1, c, 1);
+  cblas_sscal(sp->dim, (float)(1.0 / (1 - e)), c, 1);
+  normalise(c, sp->dim);
+  sp->weights[idx] = w - 1.0f;
+}
+
 static char *dup_n(const char *s, size_t n) {
   char *p = malloc(n + 1);
   if (p) {

@@ -91,6 +91,12 @@ float sd_confidence(float best, float second);
 /* Moves centroid idx towards x (decayed mini-batch step) at time now. */
 void sd_space_update(sd_space *sp, int idx, const float *x, int64_t now);
 
+/* Takes x's share back out of centroid idx: the inverse of
+ * sd_space_update's step (exact when no decay happened since), weight
+ * minus one; a cluster left with weight <= 1 keeps its centroid. Used by
+ * erasure. */
+void sd_space_unlearn(sd_space *sp, int idx, const float *x);
+
 /* Member bookkeeping: counts, cohesion, representative candidates, terms.
  * text and vec (the member's unit vector, for diverse representatives)
  * may be NULL. remove takes the similarity recorded when the member was

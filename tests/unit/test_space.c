@@ -52,6 +52,15 @@ int main(void) {
   float n = 0;
   for (int i = 0; i < D; i++) n += sp.centroids[i] * sp.centroids[i];
   CHECK_NEAR(n, 1.0, 1e-5);
+  /* unlearning a point is the inverse of learning it */
+  float before[D];
+  memcpy(before, sp.centroids, sizeof(before));
+  float wb = sp.weights[0];
+  float y[D] = {0.6f, 0, 0.8f};
+  sd_space_update(&sp, 0, y, 2000);
+  sd_space_unlearn(&sp, 0, y);
+  CHECK_NEAR(sp.weights[0], wb, 1e-5);
+  for (int i = 0; i < D; i++) CHECK_NEAR(sp.centroids[i], before[i], 1e-5);
   sd_space_free(&sp);
   return check_done("test_space");
 }
