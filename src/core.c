@@ -100,7 +100,7 @@ static void install_done(sd_job *job, void *ud) {
 static int core_submit_wait(sd_core *c, sd_job *job) {
   install_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
   job->done = install_done;
-  job->ud = &w;
+  job->ud = &w; /* cppcheck-suppress autoVariables ; w outlives the wait below */
   int rc = 0;
   pthread_mutex_lock(&c->mu);
   if (c->stopping || !c->running) {

@@ -237,17 +237,18 @@ static json_t *lookup_ids(sd_req *req, sd_reply *rep, json_t **body) {
   const char *problem = NULL;
   size_t i;
   json_t *v;
+  if (json_is_array(ids) && json_array_size(ids) > LOOKUP_MAX) {
+    sd_reply_error(rep, SD_ETOOLARGE, "at most 1000 user ids per lookup", NULL);
+    return NULL;
+  }
   if (!json_is_array(ids)) problem = "must be an array of user ids";
   else if (json_array_size(ids) == 0) problem = "must not be empty";
-  else if (json_array_size(ids) > LOOKUP_MAX)
-    return sd_reply_error(rep, SD_ETOOLARGE, "at most 1000 user ids per lookup",
-                          NULL), NULL;
-  else json_array_foreach(ids, i, v)
+  json_array_foreach(ids, i, v) {
+    if (problem) break;
     if (!json_is_string(v) || json_string_length(v) == 0 ||
-        json_string_length(v) > SD_MAX_ID) {
+        json_string_length(v) > SD_MAX_ID)
       problem = "every user id must be a non-empty string of at most 256 bytes";
-      break;
-    }
+  }
   if (problem) {
     sd_reply_error(rep, SD_EINVALID, problem,
                    json_pack("[{s:s,s:s}]", "field", "user_ids", "problem",

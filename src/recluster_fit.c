@@ -110,7 +110,7 @@ static int k_grid(const sd_config *cfg, size_t n, int *ks) {
   for (int i = 0; i < K_GRID; i++) {
     double t = K_GRID == 1 ? 0 : (double)i / (K_GRID - 1);
     int k = (int)lround(exp(log((double)lo) + t * (log((double)hi) - log((double)lo))));
-    if (m == 0 || k > ks[m - 1]) ks[m++] = k;
+    if (m == 0 || k > ks[m - 1]) ks[m++] = k; /* cppcheck-suppress uninitvar */
   }
   return m;
 }

@@ -105,7 +105,8 @@ int sd_views_ctx_bucket(const char *kv, size_t len, float *sign) {
 void sd_views_add_event(const sd_views_conf *vc, sd_user_state *u,
                         const char *type, size_t len, int64_t ts) {
   float sign, one[SD_BEH_DIM] = {0};
-  one[sd_views_beh_bucket(type, len, &sign)] = sign;
+  int b = sd_views_beh_bucket(type, len, &sign); /* sets sign first */
+  one[b] = sign;
   decay_add(u->beh_sum, &u->beh_t, one, 1.0f, SD_BEH_DIM, ts, vc->half_life_ms);
   add_activity(vc, u, ts);
   u->n_events++;
@@ -115,7 +116,8 @@ void sd_views_add_event(const sd_views_conf *vc, sd_user_state *u,
 void sd_views_add_context(const sd_views_conf *vc, sd_user_state *u,
                           const char *kv, size_t len, int64_t ts) {
   float sign, one[SD_CTX_DIM] = {0};
-  one[sd_views_ctx_bucket(kv, len, &sign)] = sign;
+  int b = sd_views_ctx_bucket(kv, len, &sign); /* sets sign first */
+  one[b] = sign;
   decay_add(u->ctx_sum, &u->ctx_t, one, 1.0f, SD_CTX_DIM, ts, vc->half_life_ms);
 }
 
