@@ -37,8 +37,8 @@ static void rep_free(sd_space_rep *r) {
 }
 
 static void space_free_model(sd_space *sp) {
-  for (int i = 0; i < sp->k; i++) {
-    for (int r = 0; r < SD_REP_POOL; r++) rep_free(&sp->reps[i][r]);
+  for (int i = 0; i < sp->k; i++) { /* any array may be missing (ENOMEM) */
+    for (int r = 0; r < SD_REP_POOL && sp->reps; r++) rep_free(&sp->reps[i][r]);
     if (sp->label) free(sp->label[i]);
     if (sp->description) free(sp->description[i]);
   }
