@@ -1,0 +1,305 @@
+/*
+ * embed_remote.c -- one blocking POST to an OpenAI-compatible embeddings
+ * endpoint, and a strict check of the reply.
+ *
+ * The request goes through a libcurl easy handle (no signals, a connect and
+ * a whole-request timeout, http/https only, no redirects). The reply body is
+ * collected up to SD_REMOTE_MAX_BODY bytes and parsed with jansson; every
+ * item must carry a unique in-range "index" and exactly dim numbers that fit
+ * a finite float, and the rows are written to out by that index. The API key
+ * only ever lives in the request header list, which is wiped before it is
+ * freed; status texts never contain it.
+ */
+#include "segmentd/embed_remote.h"
+
+#include <curl/curl.h>
+#include <float.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segmentd/err.h"
+
+#define REMOTE_SUFFIX "/embeddings"
+#define REMOTE_PATH "/v1/embeddings"
+#define REMOTE_AUTH "Authorization: Bearer "
+#define REMOTE_MAX_RETRY_S 86400 /* Retry-After beyond a day is clamped */
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+  int too_big, oom;
+} remote_buf;
+
+static pthread_once_t remote_once = PTHREAD_ONCE_INIT;
+static CURLcode remote_init_rc = CURLE_FAILED_INIT;
+
+static void remote_global_init(void) {
+  remote_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Records a short reason in st and returns err. */
+static int remote_fail(sd_remote_status *st, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(st->err, sizeof st->err, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+/* ---- request ---- */
+
+/* The endpoint for base: trailing '/' dropped, REMOTE_PATH appended unless
+ * it already ends in REMOTE_SUFFIX. NULL on out of memory. */
+static char *remote_url(const char *base) {
+  size_t len = strlen(base), sl = strlen(REMOTE_SUFFIX);
+  while (len > 0 && base[len - 1] == '/')
+    len--;
+  int has = len >= sl && memcmp(base + len - sl, REMOTE_SUFFIX, sl) == 0;
+  const char *tail = has ? "" : REMOTE_PATH;
+  char *u = malloc(len + strlen(tail) + 1);
+  if (!u)
+    return NULL;
+  memcpy(u, base, len);
+  strcpy(u + len, tail);
+  return u;
+}
+
+/* {"model": model, "input": [texts...]} serialized into *body. */
+static int remote_request(const sd_remote_conf *c, const char *const *texts,
+                          const size_t *lens, size_t n, char **body) {
+  json_t *root = json_object(), *in = json_array();
+  json_t *model = json_string(c->model);
+  int bad = !root || !in || !model;
+  for (size_t i = 0; i < n && !bad; i++) {
+    json_t *s = lens ? json_stringn(texts[i], lens[i]) : json_string(texts[i]);
+    bad = !s || json_array_append_new(in, s) != 0;
+  }
+  if (!bad) {
+    bad = json_object_set_new(root, "model", model) != 0;
+    model = NULL;
+    bad = bad || json_object_set(root, "input", in) != 0;
+  }
+  *body = bad ? NULL : json_dumps(root, JSON_COMPACT);
+  json_decref(model);
+  json_decref(in);
+  json_decref(root);
+  if (bad)
+    return SD_EINVAL; /* most likely a text or model that is not UTF-8 */
+  return *body ? 0 : SD_ENOMEM;
+}
+
+static size_t remote_write(char *data, size_t size, size_t nmemb, void *ud) {
+  remote_buf *b = ud;
+  size_t n = size * nmemb; /* libcurl passes size == 1 */
+  if (n > SD_REMOTE_MAX_BODY - b->len) {
+    b->too_big = 1;
+    return 0;
+  }
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+      b->oom = 1;
+      return 0;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, data, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return n;
+}
+
+/* Content-Type, no Expect: 100-continue, and the bearer token if any. */
+static struct curl_slist *remote_headers(const sd_remote_conf *c) {
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  struct curl_slist *t = h ? curl_slist_append(h, "Expect:") : NULL;
+  if (t && c->api_key) {
+    size_t kl = strlen(c->api_key), al = strlen(REMOTE_AUTH);
+    char *auth = malloc(al + kl + 1);
+    if (auth) {
+      memcpy(auth, REMOTE_AUTH, al);
+      memcpy(auth + al, c->api_key, kl + 1);
+      t = curl_slist_append(h, auth);
+      memset(auth, 0, al + kl);
+      free(auth);
+    } else {
+      t = NULL;
+    }
+  }
+  if (!t) {
+    curl_slist_free_all(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* Frees the header list after wiping the bearer token. */
+static void remote_headers_free(struct curl_slist *h) {
+  for (struct curl_slist *p = h; p; p = p->next)
+    if (strncmp(p->data, REMOTE_AUTH, strlen(REMOTE_AUTH)) == 0)
+      memset(p->data, 0, strlen(p->data));
+  curl_slist_free_all(h);
+}
+
+static int remote_setopts(CURL *h, const sd_remote_conf *c, const char *url,
+                          const char *body, struct curl_slist *hdr,
+                          remote_buf *b) {
+  long tmo = c->timeout_ms > 0 ? c->timeout_ms : SD_REMOTE_DEFAULT_TIMEOUT_MS;
+  CURLcode rc = curl_easy_setopt(h, CURLOPT_URL, url);
+  if (rc == CURLE_OK)
+    rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (rc != CURLE_OK)
+    return SD_EINVAL;
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, tmo);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, tmo);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, remote_write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+  return 0;
+}
+
+/* Runs the request; 0 only for an HTTP 200 whose body is in b. */
+static int remote_run(CURL *h, remote_buf *b, sd_remote_status *st) {
+  CURLcode cc = curl_easy_perform(h);
+  long code = 0;
+  curl_off_t ra = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  st->http_status = (int)code;
+  if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+    st->retry_after_ms = 1000L * (long)(ra < REMOTE_MAX_RETRY_S ? ra
+                                                                : REMOTE_MAX_RETRY_S);
+  if (b->too_big)
+    return remote_fail(st, SD_ETOOLARGE, "reply over %u bytes",
+                       (unsigned)SD_REMOTE_MAX_BODY);
+  if (b->oom)
+    return remote_fail(st, SD_ENOMEM, "out of memory");
+  if (cc != CURLE_OK)
+    return remote_fail(st, SD_ENOTREADY, "%s", curl_easy_strerror(cc));
+  if (code == 429 || code == 503)
+    return remote_fail(st, SD_EBUSY, "embedder busy (HTTP %ld)", code);
+  if (code != 200)
+    return remote_fail(st, SD_EINTERNAL, "embedder HTTP %ld", code);
+  return 0;
+}
+
+/* POSTs body to the endpoint of c; the reply body lands in b. */
+static int remote_post(const sd_remote_conf *c, const char *body,
+                       remote_buf *b, sd_remote_status *st) {
+  char *url = remote_url(c->url);
+  struct curl_slist *hdr = remote_headers(c);
+  CURL *h = url && hdr ? curl_easy_init() : NULL;
+  int rc;
+  if (!h)
+    rc = remote_fail(st, SD_ENOMEM, "out of memory");
+  else if ((rc = remote_setopts(h, c, url, body, hdr, b)) != 0)
+    remote_fail(st, rc, "unusable embedder URL");
+  else
+    rc = remote_run(h, b, st);
+  if (h)
+    curl_easy_cleanup(h);
+  remote_headers_free(hdr);
+  free(url);
+  return rc;
+}
+
+/* ---- reply ---- */
+
+/* One {"embedding": [...], "index": i} into row i of out. */
+static int remote_item(const json_t *item, const sd_remote_conf *c, size_t n,
+                       unsigned char *seen, float *out, sd_remote_status *st) {
+  json_t *ix = json_object_get(item, "index");
+  json_t *emb = json_object_get(item, "embedding");
+  if (!json_is_integer(ix))
+    return remote_fail(st, SD_EINTERNAL, "item without an integer index");
+  json_int_t i = json_integer_value(ix);
+  if (i < 0 || (uint64_t)i >= n)
+    return remote_fail(st, SD_EINTERNAL, "index %lld out of range",
+                       (long long)i);
+  if (seen[i])
+    return remote_fail(st, SD_EINTERNAL, "duplicate index %lld", (long long)i);
+  seen[i] = 1;
+  if (!json_is_array(emb) || json_array_size(emb) != (size_t)c->dim)
+    return remote_fail(st, SD_EINTERNAL, "embedding %lld: %zu values, want %d",
+                       (long long)i, json_array_size(emb), c->dim);
+  float *row = out + (size_t)i * (size_t)c->dim;
+  for (size_t j = 0; j < (size_t)c->dim; j++) {
+    json_t *v = json_array_get(emb, j);
+    double d = json_number_value(v);
+    if (!json_is_number(v) || !(fabs(d) <= FLT_MAX))
+      return remote_fail(st, SD_EINTERNAL,
+                         "embedding %lld: value %zu not a finite float",
+                         (long long)i, j);
+    row[j] = (float)d;
+  }
+  return 0;
+}
+
+static int remote_parse(const remote_buf *b, const sd_remote_conf *c,
+                        size_t n, float *out, sd_remote_status *st) {
+  json_error_t je;
+  json_t *root = json_loadb(b->p ? b->p : "", b->len, 0, &je);
+  if (!root)
+    return remote_fail(st, SD_EINTERNAL, "reply is not JSON");
+  json_t *data = json_object_get(root, "data");
+  unsigned char *seen = NULL;
+  int rc = 0;
+  if (!json_is_array(data))
+    rc = remote_fail(st, SD_EINTERNAL, "reply has no data array");
+  else if (json_array_size(data) != n)
+    rc = remote_fail(st, SD_EINTERNAL, "%zu embeddings for %zu inputs",
+                     json_array_size(data), n);
+  else if (!(seen = calloc(n, 1)))
+    rc = remote_fail(st, SD_ENOMEM, "out of memory");
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    json_t *item = json_array_get(data, k);
+    rc = json_is_object(item)
+             ? remote_item(item, c, n, seen, out, st)
+             : remote_fail(st, SD_EINTERNAL, "data[%zu] is not an object", k);
+  }
+  free(seen);
+  json_decref(root);
+  return rc;
+}
+
+int sd_remote_embed(const sd_remote_conf *c, const char *const *texts,
+                    const size_t *lens, size_t n, float *out,
+                    sd_remote_status *st) {
+  sd_remote_status local;
+  if (!st)
+    st = &local;
+  memset(st, 0, sizeof *st);
+  if (!c || !c->url || !c->model || c->dim <= 0 ||
+      c->dim > SD_REMOTE_MAX_DIM || (n > 0 && (!texts || !out)))
+    return remote_fail(st, SD_EINVAL, "bad embedder configuration");
+  if (n == 0)
+    return 0;
+  if (pthread_once(&remote_once, remote_global_init) != 0 ||
+      remote_init_rc != CURLE_OK)
+    return remote_fail(st, SD_EINTERNAL, "libcurl init failed");
+  char *body = NULL;
+  int rc = remote_request(c, texts, lens, n, &body);
+  if (rc != 0)
+    return remote_fail(st, rc, rc == SD_EINVAL ? "text is not valid UTF-8"
+                                               : "out of memory");
+  remote_buf b = {0};
+  rc = remote_post(c, body, &b, st);
+  if (rc == 0)
+    rc = remote_parse(&b, c, n, out, st);
+  free(body);
+  free(b.p);
+  return rc;
+}
