@@ -1,6 +1,7 @@
 /*
- * embed_remote.c -- one blocking POST to an OpenAI-compatible embeddings
- * endpoint, and a strict check of the reply.
+ * embed_remote.c -- POSTs to an OpenAI-compatible embeddings endpoint
+ * (one blocking call, or prepared requests for a multi handle), and a
+ * strict check of the reply.
  *
  * The request goes through a libcurl easy handle (no signals, a connect and
  * a whole-request timeout, http/https only, no redirects). The reply body is
@@ -172,9 +173,10 @@ static int remote_setopts(CURL *h, const sd_remote_conf *c, const char *url,
   return 0;
 }
 
-/* Runs the request; 0 only for an HTTP 200 whose body is in b. */
-static int remote_run(CURL *h, remote_buf *b, sd_remote_status *st) {
-  CURLcode cc = curl_easy_perform(h);
+/* The outcome of a finished transfer; 0 only for an HTTP 200 whose body
+ * is in b. */
+static int remote_result(CURL *h, CURLcode cc, remote_buf *b,
+                         sd_remote_status *st) {
   long code = 0;
   curl_off_t ra = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -194,26 +196,6 @@ static int remote_run(CURL *h, remote_buf *b, sd_remote_status *st) {
   if (code != 200)
     return remote_fail(st, SD_EINTERNAL, "embedder HTTP %ld", code);
   return 0;
-}
-
-/* POSTs body to the endpoint of c; the reply body lands in b. */
-static int remote_post(const sd_remote_conf *c, const char *body,
-                       remote_buf *b, sd_remote_status *st) {
-  char *url = remote_url(c->url);
-  struct curl_slist *hdr = remote_headers(c);
-  CURL *h = url && hdr ? curl_easy_init() : NULL;
-  int rc;
-  if (!h)
-    rc = remote_fail(st, SD_ENOMEM, "out of memory");
-  else if ((rc = remote_setopts(h, c, url, body, hdr, b)) != 0)
-    remote_fail(st, rc, "unusable embedder URL");
-  else
-    rc = remote_run(h, b, st);
-  if (h)
-    curl_easy_cleanup(h);
-  remote_headers_free(hdr);
-  free(url);
-  return rc;
 }
 
 /* ---- reply ---- */
@@ -275,6 +257,83 @@ static int remote_parse(const remote_buf *b, const sd_remote_conf *c,
   return rc;
 }
 
+/* ---- requests ---- */
+
+struct sd_remote_req {
+  CURL *h;
+  char *url, *body;
+  struct curl_slist *hdr;
+  remote_buf b;
+  size_t n;
+  sd_remote_conf conf; /* strings borrowed from the caller's conf */
+};
+
+void sd_remote_req_free(sd_remote_req *r) {
+  if (!r)
+    return;
+  if (r->h)
+    curl_easy_cleanup(r->h);
+  remote_headers_free(r->hdr);
+  free(r->url);
+  free(r->body);
+  free(r->b.p);
+  free(r);
+}
+
+static int remote_conf_ok(const sd_remote_conf *c) {
+  return c && c->url && c->model && c->dim > 0 && c->dim <= SD_REMOTE_MAX_DIM;
+}
+
+int sd_remote_req_new(const sd_remote_conf *c, const char *const *texts,
+                      const size_t *lens, size_t n, sd_remote_req **out,
+                      sd_remote_status *st) {
+  *out = NULL;
+  memset(st, 0, sizeof *st);
+  if (!remote_conf_ok(c) || n == 0 || !texts)
+    return remote_fail(st, SD_EINVAL, "bad embedder configuration");
+  if (pthread_once(&remote_once, remote_global_init) != 0 ||
+      remote_init_rc != CURLE_OK)
+    return remote_fail(st, SD_EINTERNAL, "libcurl init failed");
+  sd_remote_req *r = calloc(1, sizeof *r);
+  if (!r)
+    return remote_fail(st, SD_ENOMEM, "out of memory");
+  r->n = n;
+  r->conf = *c;
+  int rc = remote_request(c, texts, lens, n, &r->body);
+  if (rc != 0) {
+    sd_remote_req_free(r);
+    return remote_fail(st, rc, rc == SD_EINVAL ? "text is not valid UTF-8"
+                                               : "out of memory");
+  }
+  r->url = remote_url(c->url);
+  r->hdr = remote_headers(c);
+  r->h = r->url && r->hdr ? curl_easy_init() : NULL;
+  if (!r->h)
+    rc = remote_fail(st, SD_ENOMEM, "out of memory");
+  else if ((rc = remote_setopts(r->h, c, r->url, r->body, r->hdr, &r->b)) != 0)
+    remote_fail(st, rc, "unusable embedder URL");
+  if (rc != 0) {
+    sd_remote_req_free(r);
+    return rc;
+  }
+  curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
+  *out = r;
+  return 0;
+}
+
+void *sd_remote_req_handle(sd_remote_req *r) { return r->h; }
+
+size_t sd_remote_req_count(const sd_remote_req *r) { return r->n; }
+
+int sd_remote_req_finish(sd_remote_req *r, int curl_result, float *out,
+                         sd_remote_status *st) {
+  memset(st, 0, sizeof *st);
+  int rc = remote_result(r->h, (CURLcode)curl_result, &r->b, st);
+  if (rc == 0)
+    rc = remote_parse(&r->b, &r->conf, r->n, out, st);
+  return rc;
+}
+
 int sd_remote_embed(const sd_remote_conf *c, const char *const *texts,
                     const size_t *lens, size_t n, float *out,
                     sd_remote_status *st) {
@@ -282,24 +341,16 @@ int sd_remote_embed(const sd_remote_conf *c, const char *const *texts,
   if (!st)
     st = &local;
   memset(st, 0, sizeof *st);
-  if (!c || !c->url || !c->model || c->dim <= 0 ||
-      c->dim > SD_REMOTE_MAX_DIM || (n > 0 && (!texts || !out)))
+  if (!remote_conf_ok(c) || (n > 0 && (!texts || !out)))
     return remote_fail(st, SD_EINVAL, "bad embedder configuration");
   if (n == 0)
     return 0;
-  if (pthread_once(&remote_once, remote_global_init) != 0 ||
-      remote_init_rc != CURLE_OK)
-    return remote_fail(st, SD_EINTERNAL, "libcurl init failed");
-  char *body = NULL;
-  int rc = remote_request(c, texts, lens, n, &body);
+  sd_remote_req *r;
+  int rc = sd_remote_req_new(c, texts, lens, n, &r, st);
   if (rc != 0)
-    return remote_fail(st, rc, rc == SD_EINVAL ? "text is not valid UTF-8"
-                                               : "out of memory");
-  remote_buf b = {0};
-  rc = remote_post(c, body, &b, st);
-  if (rc == 0)
-    rc = remote_parse(&b, c, n, out, st);
-  free(body);
-  free(b.p);
+    return rc;
+  CURLcode cc = curl_easy_perform(r->h);
+  rc = sd_remote_req_finish(r, (int)cc, out, st);
+  sd_remote_req_free(r);
   return rc;
 }

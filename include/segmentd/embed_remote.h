@@ -4,7 +4,9 @@
  * One blocking call turns a batch of texts into float32 vectors by a single
  * POST of {"model": ..., "input": [texts...]} to the remote embedder and a
  * strict check of its {"data": [{"embedding": [...], "index": i}, ...]}
- * reply. Not wired into the server yet.
+ * reply. sd_remote_embed() is the blocking form; the sd_remote_req_*
+ * functions split one request into prepare / transfer / finish so a caller
+ * can keep several in flight on a libcurl multi handle (embed_queue.c).
  *
  * URL rule (API.md, SEGMENTD_EMBED_URL): trailing slashes are dropped, then
  * "/v1/embeddings" is appended unless the URL already ends in "/embeddings".
@@ -55,5 +57,27 @@ typedef struct {
 int sd_remote_embed(const sd_remote_conf *c, const char *const *texts,
                     const size_t *lens, size_t n, float *out,
                     sd_remote_status *st);
+
+/*
+ * One prepared request. sd_remote_req_new() builds the body and an easy
+ * handle (its CURLOPT_PRIVATE points at the request); the caller runs the
+ * transfer (curl_multi_add_handle(sd_remote_req_handle(r)) or
+ * curl_easy_perform), then sd_remote_req_finish() checks the outcome and
+ * parses the reply into out (count x dim floats) with the same return
+ * codes as sd_remote_embed(). The request borrows the strings of c: they
+ * must outlive it. The caller frees it with sd_remote_req_free() (after
+ * removing the handle from any multi handle). n must be >= 1.
+ */
+typedef struct sd_remote_req sd_remote_req;
+
+int sd_remote_req_new(const sd_remote_conf *c, const char *const *texts,
+                      const size_t *lens, size_t n, sd_remote_req **out,
+                      sd_remote_status *st);
+void *sd_remote_req_handle(sd_remote_req *r); /* the CURL easy handle */
+size_t sd_remote_req_count(const sd_remote_req *r);
+/* curl_result: the CURLcode the transfer ended with. */
+int sd_remote_req_finish(sd_remote_req *r, int curl_result, float *out,
+                         sd_remote_status *st);
+void sd_remote_req_free(sd_remote_req *r);
 
 #endif
