@@ -35,7 +35,39 @@ static const opt_row opt_rows[] = {
     {"port-file", "SEGMENTD_PORT_FILE", OPT_STR, O(port_file), NULL, 0, 0,
      "write the bound port to this file once listening"},
     {"embedder", "SEGMENTD_EMBEDDER", OPT_STR, O(embedder), "builtin", 0, 0,
-     "text embedder: builtin"},
+     "text embedder: builtin | openai (any OpenAI-compatible /v1/embeddings "
+     "server: OpenAI, Ollama, vLLM, text-embeddings-inference, llama.cpp)"},
+    {"embed-url", "SEGMENTD_EMBED_URL", OPT_STR, O(embed_url), NULL, 0, 0,
+     "remote embedder base URL (POSTs to <url>/v1/embeddings unless it "
+     "already ends in /embeddings)"},
+    {"embed-model", "SEGMENTD_EMBED_MODEL", OPT_STR, O(embed_model), NULL, 0, 0,
+     "remote embedder model name"},
+    {"embed-api-key-file", "SEGMENTD_EMBED_API_KEY_FILE", OPT_STR,
+     O(embed_api_key_file), NULL, 0, 0,
+     "file holding the remote embedder's API key (or set "
+     "SEGMENTD_EMBED_API_KEY); never logged"},
+    {"embed-batch", "SEGMENTD_EMBED_BATCH", OPT_LONG, O(embed_batch), "64", 1,
+     2048, "texts per remote embedding request"},
+    {"embed-inflight", "SEGMENTD_EMBED_INFLIGHT", OPT_LONG, O(embed_inflight),
+     "4", 1, 64, "remote embedding requests in flight at once"},
+    {"embed-timeout-ms", "SEGMENTD_EMBED_TIMEOUT_MS", OPT_LONG,
+     O(embed_timeout_ms), "30000", 100, 600000,
+     "timeout of one remote embedding request"},
+    {"embed-retries", "SEGMENTD_EMBED_RETRIES", OPT_LONG, O(embed_retries), "5",
+     1, 1000, "attempts at a text the embedder rejects (HTTP 4xx other than "
+     "429) before it is marked failed; transient failures retry forever"},
+    {"embed-backoff-ms", "SEGMENTD_EMBED_BACKOFF_MS", OPT_LONG,
+     O(embed_backoff_ms), "500", 1, 600000,
+     "first retry delay of a failed embedding request (doubles, jittered)"},
+    {"embed-backoff-max-ms", "SEGMENTD_EMBED_BACKOFF_MAX_MS", OPT_LONG,
+     O(embed_backoff_max_ms), "60000", 1, 3600000,
+     "longest retry delay of a failed embedding request"},
+    {"embed-breaker-failures", "SEGMENTD_EMBED_BREAKER_FAILURES", OPT_LONG,
+     O(embed_breaker_failures), "5", 1, 1000,
+     "consecutive failed requests that open the circuit breaker"},
+    {"embed-breaker-cooldown-ms", "SEGMENTD_EMBED_BREAKER_COOLDOWN_MS",
+     OPT_LONG, O(embed_breaker_cooldown_ms), "30000", 10, 3600000,
+     "how long an open breaker sends nothing before one probe request"},
     {"log-level", "SEGMENTD_LOG_LEVEL", OPT_STR, O(log_level), "info", 0, 0,
      "error | warn | info | debug"},
     {"threads", "SEGMENTD_THREADS", OPT_LONG, O(threads), "4", 1, 256,
@@ -184,6 +216,52 @@ static int config_argv(sd_config *c, int argc, char **argv, FILE *err,
   return 0;
 }
 
+/* The API key: SEGMENTD_EMBED_API_KEY, else the first line of the key
+ * file. Kept in a static buffer (the config never frees its strings). */
+static int config_api_key(sd_config *c, FILE *err) {
+  static char key[4096];
+  const char *env = getenv("SEGMENTD_EMBED_API_KEY");
+  c->embed_api_key = NULL;
+  if (env && *env) {
+    c->embed_api_key = env;
+    return 0;
+  }
+  if (!c->embed_api_key_file) return 0;
+  FILE *f = fopen(c->embed_api_key_file, "r");
+  if (!f || !fgets(key, sizeof(key), f)) {
+    fprintf(err, "segmentd: cannot read the API key file %s\n",
+            c->embed_api_key_file);
+    if (f) fclose(f);
+    return SD_EINVAL;
+  }
+  fclose(f);
+  key[strcspn(key, "\r\n")] = 0;
+  c->embed_api_key = key[0] ? key : NULL;
+  return 0;
+}
+
+/* The embedder and what it needs. */
+static int config_embedder(sd_config *c, FILE *err) {
+  if (!strcmp(c->embedder, "builtin")) return 0;
+  if (strcmp(c->embedder, "openai") != 0) {
+    fprintf(err, "segmentd: unknown embedder \"%s\" (builtin | openai)\n",
+            c->embedder);
+    return SD_EINVAL;
+  }
+  if (!c->embed_url || (strncmp(c->embed_url, "http://", 7) != 0 &&
+                        strncmp(c->embed_url, "https://", 8) != 0)) {
+    fprintf(err, "segmentd: --embedder openai needs --embed-url "
+                 "(SEGMENTD_EMBED_URL), an http:// or https:// URL\n");
+    return SD_EINVAL;
+  }
+  if (!c->embed_model || !*c->embed_model) {
+    fprintf(err, "segmentd: --embedder openai needs --embed-model "
+                 "(SEGMENTD_EMBED_MODEL)\n");
+    return SD_EINVAL;
+  }
+  return config_api_key(c, err);
+}
+
 int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
                     int *help) {
   *help = 0;
@@ -194,11 +272,7 @@ int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
       return SD_EINVAL;
   }
   if (config_argv(c, argc, argv, err, help) < 0) return SD_EINVAL;
-  if (strcmp(c->embedder, "builtin") != 0) {
-    fprintf(err, "segmentd: embedder \"%s\" is not available in this build "
-                 "(only \"builtin\")\n", c->embedder);
-    return SD_EINVAL;
-  }
+  if (config_embedder(c, err) < 0) return SD_EINVAL;
   if (c->w_text + c->w_behaviour + c->w_time + c->w_context <= 0) {
     fprintf(err, "segmentd: view weights must not all be zero\n");
     return SD_EINVAL;
@@ -209,6 +283,9 @@ int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
 void sd_config_usage(FILE *out) {
   fprintf(out,
           "usage: segmentd serve [flags]\n"
+          "       segmentd reembed [flags]   re-embed every stored text with the\n"
+          "                                  embedder the flags name (server stopped);\n"
+          "                                  `serve` with the same flags does the work\n"
           "       segmentd --help | --version\n\n"
           "Every flag can also be set by its environment variable.\n\n");
   for (size_t i = 0; i < OPT_N; i++) {
@@ -241,4 +318,8 @@ json_t *sd_config_json(const sd_config *c) {
     json_object_set_new(o, key, v);
   }
   return o;
+}
+
+int sd_config_remote(const sd_config *c) {
+  return c->embedder && !strcmp(c->embedder, "openai");
 }

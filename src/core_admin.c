@@ -102,12 +102,13 @@ static float *unit_copy(sqlite3_stmt *st, int col, int dim) {
   return v;
 }
 
-/* The user's texts as they are before deletion (for the in-memory counts). */
+/* The user's embedded texts as they are before deletion (for the in-memory
+ * counts; texts still queued for an embedding are no points yet). */
 static int collect_texts(sd_core *c, const char *user_id, erased_text **out,
                          size_t *n) {
   sqlite3_stmt *st = sd_store_stmt(
       c->db, "SELECT text_id,text,cluster,similarity,embedding FROM texts "
-             "WHERE user_id=?1");
+             "WHERE user_id=?1 AND embedding IS NOT NULL");
   if (!st) return SD_EDB;
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
   size_t cap = 0;
@@ -183,6 +184,23 @@ static void forget(sd_core *c, const char *user_id, const erased_text *t,
   }
 }
 
+/* The user's texts leave the embedding queue (and its counts) too. */
+static int unqueue(sd_core *c, const char *user_id) {
+  int64_t pending = 0, failed = 0;
+  int rc = delete_rows(c, "DELETE FROM embed_queue WHERE failed_at IS NULL AND "
+                          "text_rowid IN (SELECT id FROM texts WHERE user_id=?1)",
+                       user_id, &pending);
+  if (rc == 0)
+    rc = delete_rows(c, "DELETE FROM embed_queue WHERE failed_at IS NOT NULL "
+                        "AND text_rowid IN (SELECT id FROM texts WHERE user_id=?1)",
+                     user_id, &failed);
+  if (rc == 0) {
+    atomic_fetch_sub(&c->pending, pending);
+    atomic_fetch_sub(&c->failed, failed);
+  }
+  return rc;
+}
+
 int sd_core_op_erase(sd_core *c, void *arg) {
   sd_erase_op *op = arg;
   erased_text *t = NULL;
@@ -195,6 +213,7 @@ int sd_core_op_erase(sd_core *c, void *arg) {
   if (rc == 0) rc = collect_texts(c, op->user_id, &t, &n);
   int had_user = rc == 0 ? user_row(c, op->user_id, &ucluster, &usim, &ub, uvec) : 0;
   if (had_user < 0) rc = had_user;
+  if (rc == 0) rc = unqueue(c, op->user_id);
   if (rc == 0) rc = delete_rows(c, "DELETE FROM texts WHERE user_id=?1", op->user_id, &op->texts);
   if (rc == 0) rc = delete_rows(c, "DELETE FROM events WHERE user_id=?1", op->user_id, &op->events);
   if (rc == 0) rc = delete_rows(c, "DELETE FROM users WHERE user_id=?1", op->user_id, &drop);

@@ -7,6 +7,12 @@
  * texts are embedded and assigned to the intents model, every touched user
  * is loaded once, updated in O(view width) per item, re-assigned to the
  * segments model and written back once.
+ *
+ * With a remote embedder, a text without a client vector is stored with no
+ * embedding and queued (embed_queue); it counts for its user at once, and
+ * joins the text view and the intents space when its SD_BATCH_EMBED batch
+ * comes back. Taking the text's queue row is the claim that makes that
+ * happen exactly once.
  */
 #include "core_int.h"
 
@@ -50,6 +56,7 @@ typedef struct {
   size_t n_texts;
   float *vecs; /* dim floats per text of the group */
   int64_t now;
+  int64_t queued, embedded; /* texts put in / taken off the embed queue */
 } group;
 
 static const char SQL_EVENT_INSERT[] =
@@ -279,26 +286,114 @@ static int text_embed(sd_core *c, const sd_text *t, float *vec) {
   return rc;
 }
 
+/* Binds a text's embedding (or NULL while it waits for one), its embedder
+ * and its intent from parameter col on. */
+static void bind_derived(sd_core *c, sqlite3_stmt *st, int col,
+                         const float *stored, int64_t embedder,
+                         const text_rec *r, float conf) {
+  const sd_space *in = &c->spaces[SD_SPACE_INTENTS];
+  if (stored) {
+    sqlite3_bind_blob(st, col, stored, (int)(sizeof(float) * (size_t)c->vc.dim),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, col + 1, embedder);
+  }
+  if (r->idx >= 0) {
+    sqlite3_bind_int64(st, col + 2, in->ids[r->idx]);
+    sqlite3_bind_double(st, col + 3, r->sim);
+    sqlite3_bind_double(st, col + 4, conf);
+  }
+}
+
 static int text_insert(sd_core *c, const sd_text *t, const text_rec *r,
                        float conf) {
-  const sd_space *in = &c->spaces[SD_SPACE_INTENTS];
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_TEXT_INSERT);
   if (!st) return SD_EDB;
   sqlite3_bind_text(st, 1, t->text_id, -1, SQLITE_STATIC);
   if (t->user_id) sqlite3_bind_text(st, 2, t->user_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, t->text, (int)t->text_len, SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, t->ts);
-  const float *stored = t->embedding ? t->embedding : r->vec;
-  sqlite3_bind_blob(st, 5, stored, (int)(sizeof(float) * (size_t)c->vc.dim),
-                    SQLITE_STATIC);
-  sqlite3_bind_int64(st, 6, t->embedding ? c->client_embedder_id
-                                         : c->proj->embedder_id);
-  if (r->idx >= 0) {
-    sqlite3_bind_int64(st, 7, in->ids[r->idx]);
-    sqlite3_bind_double(st, 8, r->sim);
-    sqlite3_bind_double(st, 9, conf);
-  }
+  bind_derived(c, st, 5, t->embedding ? t->embedding : r->vec,
+               t->embedding ? c->client_embedder_id : c->proj->embedder_id, r,
+               conf);
   return sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
+}
+
+static const char SQL_QUEUE_ADD[] =
+    "INSERT INTO embed_queue(text_rowid,received_at) VALUES(?1,?2)";
+
+/* A text for the remote embedder: stored and queued, counted for its user. */
+static int group_text_pending(sd_core *c, group *g, sd_job *j,
+                              const sd_text *t) {
+  text_rec r = {t, NULL, -1, 0};
+  int rc = text_insert(c, t, &r, 0);
+  sqlite3_stmt *st = rc == 0 ? sd_store_stmt(c->db, SQL_QUEUE_ADD) : NULL;
+  if (!st) return rc < 0 ? rc : SD_EDB;
+  sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(sd_store_db(c->db)));
+  sqlite3_bind_int64(st, 2, g->now);
+  if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
+  j->accepted++;
+  j->pending++;
+  g->queued++;
+  if (!t->user_id) return 0;
+  user_slot *u = um_get(c, &g->users, t->user_id, &rc);
+  if (!u) return rc;
+  sd_views_add_text(&c->vc, &u->ub.u, NULL, t->ts);
+  return 0;
+}
+
+/* Embeds r->t into r->vec and assigns it to the intents model. */
+static int text_place(sd_core *c, text_rec *r, float *conf) {
+  int rc = text_embed(c, r->t, r->vec);
+  const sd_space *in = &c->spaces[SD_SPACE_INTENTS];
+  *conf = 0;
+  if (rc == 0 && in->has_model)
+    rc = sd_space_assign(in, r->vec, &r->idx, &r->sim, conf);
+  return rc;
+}
+
+static text_rec *group_next_text(sd_core *c, group *g, const sd_text *t) {
+  text_rec *r = &g->texts[g->n_texts];
+  r->t = t;
+  r->vec = g->vecs + g->n_texts * (size_t)c->vc.dim;
+  r->idx = -1;
+  return r;
+}
+
+static const char SQL_QUEUE_TAKE[] = "DELETE FROM embed_queue WHERE text_rowid=?1";
+static const char SQL_TEXT_EMBEDDED[] =
+    "UPDATE texts SET embedding=?2,embedder_id=?3,cluster=?4,similarity=?5,"
+    "confidence=?6 WHERE id=?1";
+
+/* A queued text's embedding arrived: stored once, however often it came
+ * back (a text no longer queued, embedded or erased, counts as a duplicate). */
+static int group_embedded(sd_core *c, group *g, sd_job *j, const sd_text *t,
+                          int64_t rowid) {
+  sqlite3_stmt *st = sd_store_stmt(c->db, SQL_QUEUE_TAKE);
+  if (!st) return SD_EDB;
+  sqlite3_bind_int64(st, 1, rowid);
+  if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
+  if (sqlite3_changes(sd_store_db(c->db)) == 0) {
+    j->duplicates++;
+    return 0;
+  }
+  text_rec *r = group_next_text(c, g, t);
+  float conf;
+  int rc = text_place(c, r, &conf);
+  if (rc < 0 || !(st = sd_store_stmt(c->db, SQL_TEXT_EMBEDDED)))
+    return rc < 0 ? rc : SD_EDB;
+  sqlite3_bind_int64(st, 1, rowid);
+  bind_derived(c, st, 2, t->embedding ? t->embedding : r->vec,
+               t->embedding ? c->remote_embedder_id : c->proj->embedder_id, r,
+               conf);
+  if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
+  g->n_texts++;
+  g->embedded++;
+  j->accepted++;
+  if (!t->user_id) return 0;
+  user_slot *u = um_get(c, &g->users, t->user_id, &rc);
+  if (!u) return rc;
+  sd_views_add_text_vec(&c->vc, &u->ub.u, r->vec, t->ts);
+  return 0;
 }
 
 static int group_text(sd_core *c, group *g, sd_job *j, const sd_text *t) {
@@ -308,16 +403,10 @@ static int group_text(sd_core *c, group *g, sd_job *j, const sd_text *t) {
     j->duplicates++;
     return 0;
   }
-  text_rec *r = &g->texts[g->n_texts];
-  r->t = t;
-  r->vec = g->vecs + g->n_texts * (size_t)c->vc.dim;
-  r->idx = -1;
-  if ((rc = text_embed(c, t, r->vec)) < 0) return rc;
-  float conf = 0;
-  const sd_space *in = &c->spaces[SD_SPACE_INTENTS];
-  if (in->has_model && (rc = sd_space_assign(in, r->vec, &r->idx, &r->sim,
-                                             &conf)) < 0)
-    return rc;
+  if (c->remote && !t->embedding) return group_text_pending(c, g, j, t);
+  text_rec *r = group_next_text(c, g, t);
+  float conf;
+  if ((rc = text_place(c, r, &conf)) < 0) return rc;
   if ((rc = text_insert(c, t, r, conf)) < 0) return rc;
   g->n_texts++;
   j->accepted++;
@@ -363,7 +452,9 @@ static int group_store(sd_core *c, group *g, sd_job **jobs, int n) {
     sd_batch *b = &jobs[i]->batch;
     for (size_t k = 0; k < b->n && rc == 0; k++)
       rc = b->kind == SD_BATCH_EVENTS ? group_event(c, g, jobs[i], &b->events[k])
-                                      : group_text(c, g, jobs[i], &b->texts[k]);
+           : b->kind == SD_BATCH_TEXTS
+               ? group_text(c, g, jobs[i], &b->texts[k])
+               : group_embedded(c, g, jobs[i], &b->texts[k], b->rowids[k]);
   }
   for (size_t i = 0; i < g->users.n && rc == 0; i++)
     rc = user_put(c, &g->users.slots[i], g->now);
@@ -396,14 +487,15 @@ static void group_apply(sd_core *c, group *g) {
 static int group_alloc(sd_core *c, group *g, sd_job **jobs, int n) {
   size_t texts = 0;
   for (int i = 0; i < n; i++)
-    if (jobs[i]->batch.kind == SD_BATCH_TEXTS) texts += jobs[i]->batch.n;
+    if (jobs[i]->batch.kind != SD_BATCH_EVENTS) texts += jobs[i]->batch.n;
   g->texts = calloc(texts ? texts : 1, sizeof(text_rec));
   g->vecs = malloc(sizeof(float) * (texts ? texts : 1) * (size_t)c->vc.dim);
   return g->texts && g->vecs ? 0 : SD_ENOMEM;
 }
 
-static void group_finish(sd_core *c) {
+static void group_finish(sd_core *c, const group *g) {
   core_beh_idf(c);
+  core_embed_committed(c, g->queued, g->embedded);
   core_request_first_models(c);
   int64_t now = sd_now_ms();
   if (now - c->last_save >= c->cfg->save_interval_ms) {
@@ -417,7 +509,8 @@ void core_group(sd_core *c, sd_job **jobs, int n) {
   group g;
   memset(&g, 0, sizeof(g));
   g.now = sd_now_ms();
-  for (int i = 0; i < n; i++) jobs[i]->accepted = jobs[i]->duplicates = 0;
+  for (int i = 0; i < n; i++)
+    jobs[i]->accepted = jobs[i]->duplicates = jobs[i]->pending = 0;
   int rc = group_alloc(c, &g, jobs, n);
   if (rc == 0) rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
   if (rc == 0) {
@@ -431,11 +524,11 @@ void core_group(sd_core *c, sd_job **jobs, int n) {
   }
   if (rc == 0) {
     group_apply(c, &g);
-    group_finish(c);
+    group_finish(c, &g);
   }
   for (int i = 0; i < n; i++) {
     jobs[i]->rc = rc;
-    if (rc < 0) jobs[i]->accepted = jobs[i]->duplicates = 0;
+    if (rc < 0) jobs[i]->accepted = jobs[i]->duplicates = jobs[i]->pending = 0;
   }
   um_free(&g.users);
   free(g.texts);

@@ -41,6 +41,13 @@ struct sd_core {
   sd_store *db;
   sd_encoder *enc;
   int64_t embedder_id, client_embedder_id; /* random projection, client */
+  int remote;                  /* texts are embedded by a remote server */
+  int64_t remote_embedder_id;  /* its embedders row (remote only) */
+  _Atomic int64_t pending;     /* texts queued for an embedding */
+  _Atomic int64_t failed;      /* queued texts the embedder rejected */
+  int reembed;                 /* a re-embed runs: re-cluster once drained */
+  void (*on_pending)(void *ud);/* told after a commit that queued texts */
+  void *on_pending_ud;
   sd_proj *proj;               /* projection new texts are embedded with */
   _Atomic(struct sd_maint *) maint; /* set once at start */
   sd_views_conf vc;
@@ -68,6 +75,12 @@ struct sd_core {
 /* core_ingest.c: stores a group of jobs in one transaction, then applies
  * the in-memory updates; sets each job's rc and counts. */
 void core_group(sd_core *c, sd_job **jobs, int n);
+
+/* core_embed.c: the embedder's identity and the embedding queue's
+ * counters at start; after a group commit, telling the queue about new
+ * texts and re-clustering once a re-embed has drained. */
+int core_embed_load(sd_core *c, char *msg, size_t msglen);
+void core_embed_committed(sd_core *c, int64_t queued, int64_t embedded);
 
 /* core_model.c */
 int core_load(sd_core *c, char *msg, size_t msglen);

@@ -29,7 +29,8 @@
 /* ---- rebuilding members from stored assignments ---- */
 
 static const char SQL_SCAN_TEXTS[] =
-    "SELECT text_id,text,cluster,similarity,embedder_id,embedding FROM texts";
+    "SELECT text_id,text,cluster,similarity,embedder_id,embedding FROM texts "
+    "WHERE embedding IS NOT NULL"; /* texts waiting for one are no points */
 static const char SQL_SCAN_USERS[] =
     "SELECT user_id,cluster,similarity FROM users";
 
@@ -48,7 +49,7 @@ int core_rebuild_members(sd_core *c, int space, int observe_df) {
     const char *text = texts ? (const char *)sqlite3_column_text(st, 1) : NULL;
     size_t len = texts ? (size_t)sqlite3_column_bytes(st, 1) : 0;
     sp->points++;
-    if (observe_df && texts &&
+    if (observe_df && texts && !c->remote &&
         sqlite3_column_int64(st, 4) != c->client_embedder_id) {
       sd_sparse f;
       if (sd_features(text, len, SD_ENCODER_BITS, &f) == 0)
@@ -100,6 +101,16 @@ int core_load_cluster_rows(sd_core *c, sd_space *sp) {
   return rc == SQLITE_DONE ? 0 : SD_EDB;
 }
 
+/* With no stored model, versions go on from the last one a re-embed set
+ * aside (meta "version.<space>"), so they never go backwards. */
+static int version_floor(sd_core *c, sd_space *sp) {
+  char key[64], v[32];
+  snprintf(key, sizeof(key), "version.%s", sp->name);
+  int rc = sd_store_meta_get(c->db, key, v, sizeof(v));
+  if (rc == 0) sp->version = strtoll(v, NULL, 10);
+  return rc == SD_ENOTFOUND ? 0 : rc;
+}
+
 static int load_model(sd_core *c, sd_space *sp) {
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_MODEL_GET);
   if (!st) return SD_EDB;
@@ -107,7 +118,7 @@ static int load_model(sd_core *c, sd_space *sp) {
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : SD_EDB;
+    return rc == SQLITE_DONE ? version_floor(c, sp) : SD_EDB;
   }
   int k = sqlite3_column_int(st, 2);
   int dim = sqlite3_column_int(st, 3);
@@ -202,7 +213,9 @@ static int check_dim(sd_core *c, char *msg, size_t msglen) {
   if (rc < 0) return rc;
   if (strcmp(have, want) != 0) {
     snprintf(msg, msglen, "the database holds %s-dimensional embeddings; "
-             "start with --dim %s (or use a new database)", have, have);
+             "start with --dim %s, or run `segmentd reembed --dim %s` with "
+             "the embedder's flags to re-embed the stored texts", have, have,
+             want);
     return SD_EINVAL;
   }
   return 0;
@@ -316,7 +329,7 @@ void core_request_first_models(sd_core *c) {
         sd_now_ms() < atomic_load(&sp->train_retry_at))
       continue;
     sd_recluster_req req = {s, SD_ALGO_KMEANS, (int)c->cfg->k,
-                            s == SD_SPACE_INTENTS, 0x5e9d};
+                            s == SD_SPACE_INTENTS && !c->remote, 0x5e9d};
     atomic_store(&sp->train_requested, 1);
     if (sd_maint_submit(m, &req, first_model_done, sp, &job) < 0) {
       atomic_store(&sp->train_requested, 0);
@@ -329,7 +342,8 @@ void core_request_first_models(sd_core *c) {
 
 int core_load(sd_core *c, char *msg, size_t msglen) {
   int64_t t0 = sd_mono_ns();
-  int rc = check_dim(c, msg, msglen);
+  int rc = core_embed_load(c, msg, msglen);
+  if (rc == 0) rc = check_dim(c, msg, msglen);
   if (rc == 0) rc = load_projection(c);
   for (int s = 0; s < SD_SPACES && rc == 0; s++)
     if ((rc = load_model(c, &c->spaces[s])) == 0)

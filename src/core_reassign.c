@@ -33,7 +33,7 @@ typedef struct {
 
 static const char SQL_TEXT_CHUNK[] =
     "SELECT id,text,embedding,embedder_id FROM texts WHERE id>?1 "
-    "ORDER BY id LIMIT ?2";
+    "ORDER BY id LIMIT ?2"; /* rows waiting for an embedding are skipped */
 static const char SQL_TEXT_SET[] =
     "UPDATE texts SET cluster=?2,similarity=?3,confidence=?4,"
     "embedding=coalesce(?5,embedding),embedder_id=coalesce(?6,embedder_id) "
@@ -87,8 +87,10 @@ static int text_chunk(sd_core *c, int64_t *after, ent *e, float *xs,
     (*read)++;
     x->id = *after = sqlite3_column_int64(st, 0);
     x->x = xs + *n * (size_t)dim;
+    if (sqlite3_column_type(st, 2) == SQLITE_NULL)
+      continue; /* queued for its embedding: placed when it arrives */
     int64_t emb = sqlite3_column_int64(st, 3);
-    int client = emb == c->client_embedder_id;
+    int client = emb == c->client_embedder_id || c->remote;
     x->keep_embedding = client || emb == c->proj->embedder_id;
     if (x->keep_embedding && core_blob_floats(st, 2, x->x, dim) == 0) {
       unit(x->x, dim);
@@ -165,7 +167,7 @@ static int user_text_view(sd_core *c, const char *user_id, float *sum,
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (core_blob_floats(st, 1, tmp, c->vc.dim) < 0) continue;
     unit(tmp, c->vc.dim);
-    sd_views_add_text(&c->vc, &u, tmp, sqlite3_column_int64(st, 0));
+    sd_views_add_text_vec(&c->vc, &u, tmp, sqlite3_column_int64(st, 0));
   }
   sqlite3_reset(st);
   *t = u.text_t;

@@ -49,7 +49,9 @@ void h_ingest_done(sd_job *job, sd_reply *rep) {
                                        : NULL, NULL);
     return;
   }
-  sd_reply_json(rep, 200, json_pack("{s:I,s:I}", "accepted",
-                                    (json_int_t)job->accepted, "duplicates",
-                                    (json_int_t)job->duplicates));
+  json_t *o = json_pack("{s:I,s:I}", "accepted", (json_int_t)job->accepted,
+                        "duplicates", (json_int_t)job->duplicates);
+  if (o && job->pending) /* texts left for the remote embedder */
+    json_object_set_new(o, "pending", json_integer((json_int_t)job->pending));
+  sd_reply_json(rep, 200, o);
 }

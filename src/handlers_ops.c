@@ -1,6 +1,7 @@
 /* handlers_ops.c -- /healthz, /readyz, /v1/info. */
 #include "handlers.h"
 #include "segmentd/embed.h"
+#include "segmentd/embed_queue.h"
 #include "segmentd/err.h"
 #include "segmentd/snapshot.h"
 
@@ -19,26 +20,40 @@ int h_readyz(sd_req *req, sd_reply *rep) {
   return sd_reply_json(rep, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* The embedder: kind, model, dimension and its queue of texts waiting. */
+static json_t *info_embedder(sd_req *req) {
+  const sd_encoder *enc = sd_core_encoder(req->core);
+  json_t *e;
+  if (sd_core_remote(req->core)) {
+    e = json_pack("{s:s,s:s,s:i,s:s}", "kind", "openai", "model",
+                  req->cfg->embed_model, "dimension", (int)req->cfg->dim,
+                  "url", req->cfg->embed_url);
+  } else {
+    sd_snapshot *snap = sd_snapshot_acquire();
+    int64_t pv = snap && snap->proj ? snap->proj->version : 0;
+    sd_snapshot_release(snap);
+    char model[64];
+    if (pv > 0)
+      snprintf(model, sizeof(model), "%s-v%lld", SD_ENCODER_LSA_VERSION,
+               (long long)pv);
+    else
+      snprintf(model, sizeof(model), "%s", SD_ENCODER_VERSION);
+    e = json_pack("{s:s,s:s,s:i,s:I,s:I}", "kind", "builtin", "model", model,
+                  "dimension", sd_encoder_dim(enc), "projection_version",
+                  (json_int_t)pv, "documents_seen",
+                  (json_int_t)sd_encoder_docs(enc));
+  }
+  if (e) json_object_set_new(e, "queue", sd_embedq_json(req->embedq, req->core));
+  return e;
+}
+
 int h_info(sd_req *req, sd_reply *rep) {
   int64_t now = sd_now_ms(), started = sd_core_started_at(req->core);
-  const sd_encoder *enc = sd_core_encoder(req->core);
-  sd_snapshot *snap = sd_snapshot_acquire();
-  int64_t pv = snap && snap->proj ? snap->proj->version : 0;
-  sd_snapshot_release(snap);
-  char model[64];
-  if (pv > 0)
-    snprintf(model, sizeof(model), "%s-v%lld", SD_ENCODER_LSA_VERSION, (long long)pv);
-  else
-    snprintf(model, sizeof(model), "%s", SD_ENCODER_VERSION);
   json_t *o = json_pack(
-      "{s:s,s:s,s:s,s:{s:s,s:s,s:i,s:I,s:I},s:o,s:o,s:I,s:{s:i}}", "version",
-      SD_VERSION, "git_commit", SD_GIT_COMMIT, "build", SD_BUILD_TYPE,
-      "embedder", "kind", "builtin", "model", model, "dimension",
-      sd_encoder_dim(enc), "projection_version", (json_int_t)pv,
-      "documents_seen", (json_int_t)sd_encoder_docs(enc), "config",
-      sd_config_json(req->cfg),
-      "started_at", h_time(started), "uptime_seconds",
-      (json_int_t)((now - started) / 1000), "ingest", "queue_depth",
-      sd_core_queue_depth(req->core));
+      "{s:s,s:s,s:s,s:o,s:o,s:o,s:I,s:{s:i}}", "version", SD_VERSION,
+      "git_commit", SD_GIT_COMMIT, "build", SD_BUILD_TYPE, "embedder",
+      info_embedder(req), "config", sd_config_json(req->cfg), "started_at",
+      h_time(started), "uptime_seconds", (json_int_t)((now - started) / 1000),
+      "ingest", "queue_depth", sd_core_queue_depth(req->core));
   return sd_reply_json(rep, 200, o);
 }

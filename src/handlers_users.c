@@ -8,6 +8,7 @@
  * the published snapshot's centroids.
  */
 #include "handlers.h"
+#include "segmentd/embed_queue.h"
 #include "segmentd/embed.h"
 #include "segmentd/err.h"
 #include "segmentd/ingest.h"
@@ -309,6 +310,22 @@ int h_user(sd_req *req, sd_reply *rep) {
   return sd_reply_json(rep, 200, o);
 }
 
+/* A text embedded by the remote embedder, now; 503 while it fails. */
+static int assign_remote(sd_req *req, const char *text, size_t len, float *x,
+                         sd_reply *rep) {
+  char why[256];
+  int rc = req->embedq ? sd_embedq_embed_one(req->embedq, text, len, x, why,
+                                             sizeof(why))
+                       : SD_ENOTREADY;
+  if (rc < 0)
+    return sd_reply_error(rep, SD_ENOTREADY,
+                          req->embedq ? why : "no embedder", NULL);
+  int dim = (int)req->cfg->dim;
+  float n = cblas_snrm2(dim, x, 1);
+  if (n > 0) cblas_sscal(dim, 1.0f / n, x, 1);
+  return 0;
+}
+
 /* The query vector of an assign body: "text" (encoded) or "embedding". */
 static int assign_vector(sd_req *req, json_t *body, const sd_snapshot *snap,
                          float *x, sd_reply *rep) {
@@ -331,6 +348,9 @@ static int assign_vector(sd_req *req, json_t *body, const sd_snapshot *snap,
     return sd_reply_error(rep, SD_EINVALID, problem,
                           json_pack("[{s:s,s:s}]", "field", field, "problem",
                                     problem));
+  if (text && sd_core_remote(req->core))
+    return assign_remote(req, json_string_value(text), json_string_length(text),
+                         x, rep);
   if (text) /* with the projection of the model it is compared to */
     return sd_encoder_encode_text_proj(sd_core_encoder(req->core), snap->proj,
                                        json_string_value(text),

@@ -28,6 +28,7 @@ struct sd_http {
   const sd_config *cfg;
   sd_core *core;
   struct sd_maint *maint;
+  struct sd_embedq *embedq;
   int port;
 };
 
@@ -138,6 +139,7 @@ static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
   }
   req.core = h->core; /* set before the ready flag */
   req.maint = h->maint;
+  req.embedq = h->embedq;
   const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_TYPE);
   if (r->len > 0 && !is_json(ct)) {
@@ -335,7 +337,9 @@ void sd_http_stop(sd_http *h) {
 
 int sd_http_port(const sd_http *h) { return h->port; }
 
-void sd_http_set_core(sd_http *h, sd_core *core, struct sd_maint *maint) {
+void sd_http_set_core(sd_http *h, sd_core *core, struct sd_maint *maint,
+                      struct sd_embedq *embedq) {
   h->core = core;
   h->maint = maint;
+  h->embedq = embedq;
 }

@@ -1,5 +1,6 @@
 /*
- * main.c -- the segmentd command: `segmentd serve [flags]`.
+ * main.c -- the segmentd command: `segmentd serve [flags]` and
+ * `segmentd reembed [flags]` (switching a database to another embedder).
  *
  * Start order: configuration, HTTP listener (healthz answers, readyz says
  * 503), storage and models (core), then ready. Stop order on SIGTERM or
@@ -8,10 +9,12 @@
  */
 #include "segmentd/config.h"
 #include "segmentd/core.h"
+#include "segmentd/embed_queue.h"
 #include "segmentd/err.h"
 #include "segmentd/http.h"
 #include "segmentd/log.h"
 #include "segmentd/maint.h"
+#include "segmentd/reembed.h"
 
 #include <cblas.h>
 #include <signal.h>
@@ -26,22 +29,30 @@ static int serve(const sd_config *cfg) {
   sd_http *http = NULL;
   sd_core *core = NULL;
   sd_maint *maint = NULL;
+  sd_embedq *embedq = NULL;
+  int lock = -1;
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this */
   signal(SIGPIPE, SIG_IGN);
-  if (sd_http_start(cfg, NULL, &http, msg, sizeof(msg)) < 0 ||
+  if (sd_db_lock(cfg->db, &lock, msg, sizeof(msg)) < 0 ||
+      sd_http_start(cfg, NULL, &http, msg, sizeof(msg)) < 0 ||
       sd_core_start(cfg, &core, msg, sizeof(msg)) < 0 ||
-      sd_maint_start(cfg, core, &maint) < 0) {
+      sd_maint_start(cfg, core, &maint) < 0 ||
+      sd_embedq_start(cfg, core, &embedq, msg, sizeof(msg)) < 0) {
     sd_log_error("%s", msg[0] ? msg : "start failed");
     sd_http_stop(http);
+    sd_maint_stop(maint);
+    sd_core_stop(core);
+    sd_maint_free(maint);
     sd_core_free(core);
+    sd_db_unlock(lock);
     return 1;
   }
   sd_core_set_maint(core, maint);
-  sd_http_set_core(http, core, maint);
+  sd_http_set_core(http, core, maint, embedq);
   sd_http_set_ready(1);
   sd_log_info("segmentd %s serving on %s (port %d), database %s%s", SD_VERSION,
               cfg->listen, sd_http_port(http), cfg->db,
@@ -50,12 +61,38 @@ static int serve(const sd_config *cfg) {
   sigwait(&sigs, &sig);
   sd_log_info("signal %d: draining and stopping", sig);
   sd_http_quiesce(http);
-  sd_maint_stop(maint); /* after the running job; queued ones fail */
+  sd_embedq_stop(embedq); /* before the core: it waits for its writer jobs */
+  sd_maint_stop(maint);   /* after the running job; queued ones fail */
   sd_core_stop(core);
   sd_http_stop(http);
+  sd_embedq_free(embedq);
   sd_maint_free(maint);
   sd_core_free(core);
+  sd_db_unlock(lock);
   sd_log_info("stopped cleanly");
+  return 0;
+}
+
+/* `segmentd reembed`: queues every stored text for the configured
+ * embedder; the server started with the same flags does the work. */
+static int reembed(const sd_config *cfg) {
+  char msg[512] = "";
+  int lock = -1;
+  int64_t queued = 0;
+  char key[600];
+  sd_embedder_key(cfg, key, sizeof(key));
+  if (sd_db_lock(cfg->db, &lock, msg, sizeof(msg)) < 0 ||
+      sd_reembed_prepare(cfg, &queued, msg, sizeof(msg)) < 0) {
+    fprintf(stderr, "segmentd reembed: %s\n", msg);
+    sd_db_unlock(lock);
+    return 1;
+  }
+  sd_db_unlock(lock);
+  printf("%lld texts of %s queued for embedder %s (dimension %ld).\n"
+         "Start `segmentd serve` with the same flags: it embeds them in the "
+         "background (progress: GET /v1/info, \"embedder.pending\") and "
+         "re-clusters both spaces when done.\n",
+         (long long)queued, cfg->db, key, cfg->dim);
   return 0;
 }
 
@@ -64,7 +101,8 @@ int main(int argc, char **argv) {
     printf("segmentd %s (%s)\n", SD_VERSION, SD_GIT_COMMIT);
     return 0;
   }
-  if (argc < 2 || strcmp(argv[1], "serve") != 0) {
+  int is_reembed = argc >= 2 && !strcmp(argv[1], "reembed");
+  if (argc < 2 || (strcmp(argv[1], "serve") != 0 && !is_reembed)) {
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     sd_config_usage(help ? stdout : stderr);
     return help ? 0 : 2;
@@ -80,6 +118,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "segmentd: unknown log level \"%s\"\n", cfg.log_level);
     return 2;
   }
+  if (is_reembed) return reembed(&cfg);
   if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(1);
   return serve(&cfg);
 }

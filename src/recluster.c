@@ -84,7 +84,8 @@ static int sample_draw(const sd_config *cfg, int space, uint64_t seed,
                        rc_keyed **out, size_t *n_out) {
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd, space == SD_SPACE_INTENTS
-                                                ? "SELECT id,ts FROM texts"
+                                                ? "SELECT id,ts FROM texts "
+                                                  "WHERE embedding IS NOT NULL"
                                                 : "SELECT id,last_seen FROM users")
                         : NULL;
   size_t cap = (size_t)cfg->sample_size, n = 0;
@@ -240,7 +241,9 @@ static int load_texts(const sd_config *cfg, const sd_encoder *enc,
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd, SQL_RC_TEXT) : NULL;
   sd_csr m = {0};
-  int refit = req->refit_encoder && n >= (size_t)cfg->dim; /* LSA needs n >= dim */
+  /* LSA needs n >= dim; a remote embedder's vectors are never refitted */
+  int refit = req->refit_encoder && !sd_config_remote(cfg) &&
+              n >= (size_t)cfg->dim;
   int32_t *row_of = malloc(sizeof(int32_t) * (n ? n : 1));
   int rc = !st ? SD_EDB : !row_of ? SD_ENOMEM : points_alloc(p, n, (int)cfg->dim);
   for (size_t i = 0; i < n && rc == 0; i++) {

@@ -79,9 +79,14 @@ static void add_activity(const sd_views_conf *vc, sd_user_state *u, int64_t ts) 
   decay_add(u->time_sum, &u->time_t, one, 1.0f, SD_TIME_DIM, ts, vc->half_life_ms);
 }
 
+void sd_views_add_text_vec(const sd_views_conf *vc, sd_user_state *u,
+                           const float *emb, int64_t ts) {
+  decay_add(u->text_sum, &u->text_t, emb, 1.0f, vc->dim, ts, vc->half_life_ms);
+}
+
 void sd_views_add_text(const sd_views_conf *vc, sd_user_state *u,
                        const float *emb, int64_t ts) {
-  decay_add(u->text_sum, &u->text_t, emb, 1.0f, vc->dim, ts, vc->half_life_ms);
+  if (emb) sd_views_add_text_vec(vc, u, emb, ts);
   add_activity(vc, u, ts);
   u->n_texts++;
   seen(u, ts);

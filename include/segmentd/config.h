@@ -18,7 +18,20 @@ typedef struct {
   const char *listen;      /* host:port; port 0 = ephemeral */
   const char *db;          /* SQLite file path */
   const char *port_file;   /* where to write the bound port, or NULL */
-  const char *embedder;    /* "builtin" (others: later) */
+  const char *embedder;    /* "builtin" | "openai" */
+  const char *embed_url;   /* remote embedder base URL */
+  const char *embed_model; /* remote model name */
+  const char *embed_api_key_file;
+  const char *embed_api_key; /* from SEGMENTD_EMBED_API_KEY or the file;
+                                not a flag, never rendered nor logged */
+  long embed_batch;        /* texts per remote request */
+  long embed_inflight;     /* remote requests in flight */
+  long embed_timeout_ms;   /* per remote request */
+  long embed_retries;      /* attempts at a rejected text before it fails */
+  long embed_backoff_ms;   /* first retry delay */
+  long embed_backoff_max_ms;
+  long embed_breaker_failures;   /* consecutive failures opening the breaker */
+  long embed_breaker_cooldown_ms;
   const char *log_level;   /* error | warn | info | debug */
   long threads;            /* HTTP thread pool size */
   long max_body;           /* bytes */
@@ -55,6 +68,9 @@ typedef struct {
   double fresh_gain;       /* a fresh k-means must beat the warm start from
                               the live model by this share of inertia */
 } sd_config;
+
+/* 1 when texts are embedded by a remote OpenAI-compatible server. */
+int sd_config_remote(const sd_config *c);
 
 /* Fills *c with defaults, then the environment, then argv (starting after
  * the subcommand). Returns 0, or SD_EINVAL after printing the problem to

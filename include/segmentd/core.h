@@ -28,6 +28,7 @@ typedef struct sd_job {
   sd_batch batch;             /* what to store (owned by the caller) */
   int rc;                     /* result: 0 or a negative sd_err */
   size_t accepted, duplicates;
+  size_t pending;             /* accepted texts waiting for an embedding */
   void (*done)(struct sd_job *job, void *ud);
   void *ud;
   struct sd_proposal *install;/* set: install this model instead */
@@ -88,6 +89,27 @@ int sd_core_op_erase(sd_core *c, void *op /* sd_erase_op */);
  * texts), from the maintenance thread's periodic count; copied. Shown as
  * the segments' dominant intents from the next snapshot on. */
 int sd_core_set_segment_intents(sd_core *c, const int64_t *rows, size_t n);
+
+/* ---- the embedding queue (embed_queue.h) ---- */
+
+/* fn(ud) runs on the writer after each commit that queued texts for an
+ * embedding. Set once, before texts arrive. */
+void sd_core_on_pending(sd_core *c, void (*fn)(void *ud), void *ud);
+
+/* Marks queued texts as rejected by the embedder for good: they stay
+ * stored, leave the queue's pending count and are retried only by a
+ * re-embed. Run as a job's fn. */
+typedef struct {
+  const int64_t *rowids; /* texts.id, borrowed until the job is done */
+  size_t n;
+  int attempts;
+  const char *error;
+} sd_embed_fail_op;
+int sd_core_op_embed_failed(sd_core *c, void *op /* sd_embed_fail_op */);
+
+/* Texts waiting for an embedding and texts that failed (any thread). */
+void sd_core_embed_counts(const sd_core *c, int64_t *pending, int64_t *failed);
+int sd_core_remote(const sd_core *c);
 
 /* Lets the writer ask the maintenance thread for first models and for the
  * segments re-cluster that follows an encoder refit. */

@@ -34,6 +34,7 @@ typedef struct sd_req {
   int n_params;
   sd_core *core;
   struct sd_maint *maint;
+  struct sd_embedq *embedq;
   const sd_config *cfg;
   void *conn; /* opaque: for sd_req_query only */
 } sd_req;
@@ -95,7 +96,8 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
 void sd_http_quiesce(sd_http *h);
 void sd_http_stop(sd_http *h);
 int sd_http_port(const sd_http *h);
-void sd_http_set_core(sd_http *h, sd_core *core, struct sd_maint *maint);
+void sd_http_set_core(sd_http *h, sd_core *core, struct sd_maint *maint,
+                      struct sd_embedq *embedq);
 
 /* Set once the service is ready (readyz). */
 void sd_http_set_ready(int ready);

@@ -37,7 +37,11 @@ typedef struct {
   const float *embedding; /* dim floats inside the batch, or NULL */
 } sd_text;
 
-typedef enum { SD_BATCH_EVENTS, SD_BATCH_TEXTS } sd_batch_kind;
+/* SD_BATCH_EMBED is not parsed from a request: the embedding queue
+ * (embed_queue.h) builds it for stored texts that were waiting for their
+ * embedding (rowids: texts.id of each item; vectors NULL = embed them with
+ * the built-in encoder). */
+typedef enum { SD_BATCH_EVENTS, SD_BATCH_TEXTS, SD_BATCH_EMBED } sd_batch_kind;
 
 typedef struct {
   sd_batch_kind kind;
@@ -46,6 +50,7 @@ typedef struct {
   sd_event *events; /* n entries when kind is EVENTS */
   sd_text *texts;   /* n entries when kind is TEXTS */
   float *vectors;   /* client embeddings, dim each */
+  int64_t *rowids;  /* SD_BATCH_EMBED only */
 } sd_batch;
 
 /*

@@ -57,8 +57,13 @@ int sd_views_len(const sd_views_conf *vc, int view);
 /* "text" | "behaviour" | "time" | "context". */
 const char *sd_views_name(int view);
 
+/* A text at ts: counts and the time view; emb (unit, dim floats) joins the
+ * text view, or is NULL while the text waits for its embedding, which
+ * sd_views_add_text_vec() then adds alone. */
 void sd_views_add_text(const sd_views_conf *vc, sd_user_state *u,
                        const float *emb, int64_t ts);
+void sd_views_add_text_vec(const sd_views_conf *vc, sd_user_state *u,
+                           const float *emb, int64_t ts);
 void sd_views_add_event(const sd_views_conf *vc, sd_user_state *u,
                         const char *type, size_t len, int64_t ts);
 /* One categorical property "key=value" of an event at ts. */
