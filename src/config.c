@@ -54,8 +54,8 @@ static const opt_row opt_rows[] = {
      O(embed_timeout_ms), "30000", 100, 600000,
      "timeout of one remote embedding request"},
     {"embed-retries", "SEGMENTD_EMBED_RETRIES", OPT_LONG, O(embed_retries), "5",
-     1, 1000, "attempts at a text the embedder rejects (HTTP 4xx other than "
-     "429) before it is marked failed; transient failures retry forever"},
+     1, 1000, "attempts at a text the embedder rejects (HTTP 400, 413, 422) "
+     "before it is marked failed; other failures retry forever"},
     {"embed-backoff-ms", "SEGMENTD_EMBED_BACKOFF_MS", OPT_LONG,
      O(embed_backoff_ms), "500", 1, 600000,
      "first retry delay of a failed embedding request (doubles, jittered)"},

@@ -84,8 +84,8 @@ int core_embed_load(sd_core *c, char *msg, size_t msglen) {
   return rc;
 }
 
-/* A drained re-embed ends with a re-cluster of both spaces on all their
- * points (a first model may have been fitted on the first few). */
+/* A drained re-embed ends with a re-cluster, on all their points, of the
+ * spaces whose model was fitted (or is being fitted) on the first few. */
 static void reembed_finish(sd_core *c) {
   struct sd_maint *m = atomic_load(&c->maint);
   if (!m) return; /* asked again after the next commit */
@@ -93,8 +93,8 @@ static void reembed_finish(sd_core *c) {
   if (sd_store_exec(c->db, "DELETE FROM meta WHERE key='reembed'") < 0)
     sd_log_error("clearing the re-embed mark failed");
   for (int s = 0; s < SD_SPACES; s++) {
-    if (!c->spaces[s].has_model && c->spaces[s].points < c->cfg->train_min)
-      continue; /* too few points: its first model comes by itself later */
+    if (!c->spaces[s].has_model && !atomic_load(&c->spaces[s].train_requested))
+      continue; /* its first model, asked for next, sees every point */
     sd_recluster_req req = {s, SD_ALGO_KMEANS, (int)c->cfg->k,
                             s == SD_SPACE_INTENTS && !c->remote, 0x5e9d};
     int64_t job;
@@ -114,7 +114,7 @@ void core_embed_committed(sd_core *c, int64_t queued, int64_t embedded) {
 
 static const char SQL_FAIL[] =
     "UPDATE embed_queue SET failed_at=?2,attempts=attempts+?3,error=?4 "
-    "WHERE text_rowid=?1 AND failed_at IS NULL";
+    "WHERE seq=?1 AND failed_at IS NULL";
 
 int sd_core_op_embed_failed(sd_core *c, void *arg) {
   const sd_embed_fail_op *op = arg;
@@ -122,7 +122,7 @@ int sd_core_op_embed_failed(sd_core *c, void *arg) {
   for (size_t i = 0; i < op->n; i++) {
     sqlite3_stmt *st = sd_store_stmt(c->db, SQL_FAIL);
     if (!st) return SD_EDB;
-    sqlite3_bind_int64(st, 1, op->rowids[i]);
+    sqlite3_bind_int64(st, 1, op->seqs[i]);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int(st, 3, op->attempts);
     sqlite3_bind_text(st, 4, op->error, -1, SQLITE_STATIC);

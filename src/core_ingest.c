@@ -359,7 +359,9 @@ static text_rec *group_next_text(sd_core *c, group *g, const sd_text *t) {
   return r;
 }
 
-static const char SQL_QUEUE_TAKE[] = "DELETE FROM embed_queue WHERE text_rowid=?1";
+/* By seq too: a text erased meanwhile may have left its rowid to a new one. */
+static const char SQL_QUEUE_TAKE[] =
+    "DELETE FROM embed_queue WHERE seq=?1 AND text_rowid=?2 AND failed_at IS NULL";
 static const char SQL_TEXT_EMBEDDED[] =
     "UPDATE texts SET embedding=?2,embedder_id=?3,cluster=?4,similarity=?5,"
     "confidence=?6 WHERE id=?1";
@@ -367,10 +369,11 @@ static const char SQL_TEXT_EMBEDDED[] =
 /* A queued text's embedding arrived: stored once, however often it came
  * back (a text no longer queued, embedded or erased, counts as a duplicate). */
 static int group_embedded(sd_core *c, group *g, sd_job *j, const sd_text *t,
-                          int64_t rowid) {
+                          int64_t seq, int64_t rowid) {
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_QUEUE_TAKE);
   if (!st) return SD_EDB;
-  sqlite3_bind_int64(st, 1, rowid);
+  sqlite3_bind_int64(st, 1, seq);
+  sqlite3_bind_int64(st, 2, rowid);
   if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
   if (sqlite3_changes(sd_store_db(c->db)) == 0) {
     j->duplicates++;
@@ -454,7 +457,8 @@ static int group_store(sd_core *c, group *g, sd_job **jobs, int n) {
       rc = b->kind == SD_BATCH_EVENTS ? group_event(c, g, jobs[i], &b->events[k])
            : b->kind == SD_BATCH_TEXTS
                ? group_text(c, g, jobs[i], &b->texts[k])
-               : group_embedded(c, g, jobs[i], &b->texts[k], b->rowids[k]);
+               : group_embedded(c, g, jobs[i], &b->texts[k], b->seqs[k],
+                                b->rowids[k]);
   }
   for (size_t i = 0; i < g->users.n && rc == 0; i++)
     rc = user_put(c, &g->users.slots[i], g->now);

@@ -102,7 +102,8 @@ int core_load_cluster_rows(sd_core *c, sd_space *sp) {
 }
 
 /* With no stored model, versions go on from the last one a re-embed set
- * aside (meta "version.<space>"), so they never go backwards. */
+ * aside (meta "version.<space>"), so they never go backwards; cluster ids
+ * likewise go on past the retired ones (core_load_cluster_rows). */
 static int version_floor(sd_core *c, sd_space *sp) {
   char key[64], v[32];
   snprintf(key, sizeof(key), "version.%s", sp->name);
@@ -118,7 +119,9 @@ static int load_model(sd_core *c, sd_space *sp) {
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? version_floor(c, sp) : SD_EDB;
+    if (rc != SQLITE_DONE) return SD_EDB;
+    rc = version_floor(c, sp); /* and ids go on past retired clusters: */
+    return rc < 0 ? rc : core_load_cluster_rows(c, sp);
   }
   int k = sqlite3_column_int(st, 2);
   int dim = sqlite3_column_int(st, 3);

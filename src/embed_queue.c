@@ -30,7 +30,7 @@
 #define POLL_MAX_MS 1000
 
 typedef struct {
-  int64_t rowid, ts;
+  int64_t seq, rowid, ts;
   char *text_id, *user_id, *text; /* one allocation, at text_id */
   size_t len;
 } eq_item;
@@ -43,7 +43,7 @@ typedef struct eq_batch {
   int embedded;       /* vecs hold its embeddings (a writer retry) */
   float *vecs;        /* n x dim (remote) */
   sd_text *texts;     /* the writer job's items */
-  int64_t *rowids;
+  int64_t *rowids, *seqs;
   sd_remote_req *req;
   sd_job job;
   int fail_mark;      /* the job marks the text failed instead */
@@ -97,6 +97,7 @@ static void batch_free(eq_batch *b) {
   free(b->vecs);
   free(b->texts);
   free(b->rowids);
+  free(b->seqs);
   sd_remote_req_free(b->req);
   free(b);
 }
@@ -118,6 +119,7 @@ static int item_read(sqlite3_stmt *st, eq_item *it) {
   size_t len = (size_t)sqlite3_column_bytes(st, 4);
   char *p = malloc(tl + ul + len + 3);
   if (!p) return SD_ENOMEM;
+  it->seq = sqlite3_column_int64(st, 0);
   it->rowid = sqlite3_column_int64(st, 1);
   it->ts = sqlite3_column_int64(st, 5);
   it->text_id = p;
@@ -305,29 +307,32 @@ static int job_build(sd_embedq *q, eq_batch *b) {
   if (!b->texts) {
     b->texts = calloc(b->n, sizeof(sd_text));
     b->rowids = calloc(b->n, sizeof(int64_t));
-    if (!b->texts || !b->rowids) return SD_ENOMEM;
+    b->seqs = calloc(b->n, sizeof(int64_t));
+    if (!b->texts || !b->rowids || !b->seqs) return SD_ENOMEM;
   }
   for (size_t i = 0; i < b->n; i++) {
     const eq_item *it = &b->items[i];
     b->texts[i] = (sd_text){it->text_id, it->user_id, it->text, it->len, it->ts,
                             b->vecs ? b->vecs + i * (size_t)q->cfg->dim : NULL};
     b->rowids[i] = it->rowid;
+    b->seqs[i] = it->seq;
   }
   memset(&b->job, 0, sizeof(b->job));
   b->job.batch = (sd_batch){.kind = SD_BATCH_EMBED, .n = b->n,
-                            .texts = b->texts, .rowids = b->rowids};
+                            .texts = b->texts, .rowids = b->rowids,
+                            .seqs = b->seqs};
   return 0;
 }
 
 /* Marks b's only text failed, as a writer fn job. */
 static void job_build_fail(eq_batch *b, const char *why) {
   snprintf(b->fail_error, sizeof(b->fail_error), "%s", why);
-  b->rowids = b->rowids ? b->rowids : calloc(1, sizeof(int64_t));
+  b->seqs = b->seqs ? b->seqs : calloc(1, sizeof(int64_t));
   memset(&b->job, 0, sizeof(b->job));
   b->fail_mark = 1;
-  b->fail = (sd_embed_fail_op){b->rowids, b->rowids ? 1 : 0, b->attempts,
+  b->fail = (sd_embed_fail_op){b->seqs, b->seqs ? 1 : 0, b->attempts,
                                b->fail_error};
-  if (b->rowids) b->rowids[0] = b->items[0].rowid;
+  if (b->seqs) b->seqs[0] = b->items[0].seq;
   b->job.fn = sd_core_op_embed_failed;
   b->job.fn_arg = &b->fail;
 }

@@ -90,7 +90,7 @@ static int reembed(const sd_config *cfg) {
   sd_db_unlock(lock);
   printf("%lld texts of %s queued for embedder %s (dimension %ld).\n"
          "Start `segmentd serve` with the same flags: it embeds them in the "
-         "background (progress: GET /v1/info, \"embedder.pending\") and "
+         "background (progress: GET /v1/info, \"embedder.queue.pending\") and "
          "re-clusters both spaces when done.\n",
          (long long)queued, cfg->db, key, cfg->dim);
   return 0;

@@ -100,7 +100,7 @@ void sd_core_on_pending(sd_core *c, void (*fn)(void *ud), void *ud);
  * stored, leave the queue's pending count and are retried only by a
  * re-embed. Run as a job's fn. */
 typedef struct {
-  const int64_t *rowids; /* texts.id, borrowed until the job is done */
+  const int64_t *seqs;   /* embed_queue.seq, borrowed until the job is done */
   size_t n;
   int attempts;
   const char *error;

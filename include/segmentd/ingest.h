@@ -39,8 +39,8 @@ typedef struct {
 
 /* SD_BATCH_EMBED is not parsed from a request: the embedding queue
  * (embed_queue.h) builds it for stored texts that were waiting for their
- * embedding (rowids: texts.id of each item; vectors NULL = embed them with
- * the built-in encoder). */
+ * embedding (texts[i].embedding NULL = embed it with the built-in
+ * encoder). */
 typedef enum { SD_BATCH_EVENTS, SD_BATCH_TEXTS, SD_BATCH_EMBED } sd_batch_kind;
 
 typedef struct {
@@ -50,7 +50,8 @@ typedef struct {
   sd_event *events; /* n entries when kind is EVENTS */
   sd_text *texts;   /* n entries when kind is TEXTS */
   float *vectors;   /* client embeddings, dim each */
-  int64_t *rowids;  /* SD_BATCH_EMBED only */
+  int64_t *rowids;  /* SD_BATCH_EMBED only: texts.id of each item */
+  int64_t *seqs;    /* SD_BATCH_EMBED only: embed_queue.seq of each item */
 } sd_batch;
 
 /*

@@ -195,6 +195,13 @@ static char *xstrdup(const char *s) {
 }
 
 /* Builds the NULL-terminated argv; -1 on allocation failure. */
+static void srv_argv_free(sd_server *srv) {
+  for (size_t i = 0; srv->argv && srv->argv[i]; i++)
+    free(srv->argv[i]);
+  free(srv->argv);
+  srv->argv = NULL;
+}
+
 static int srv_build_argv(sd_server *srv, const char *bin,
                           const char *const *extra) {
   size_t n_extra = 0;
@@ -250,6 +257,14 @@ sd_server *srv_start(const char *const *extra_args) {
     return NULL;
   }
   return srv;
+}
+
+int srv_set_args(sd_server *srv, const char *const *extra_args) {
+  const char *bin = getenv("SD_BIN");
+  if (!srv || srv->pid > 0 || !bin)
+    return -1;
+  srv_argv_free(srv);
+  return srv_build_argv(srv, bin, extra_args);
 }
 
 int srv_restart(sd_server *srv) {
@@ -326,8 +341,15 @@ void srv_free(sd_server *srv) {
     return;
   srv_kill9(srv);
   srv_remove_dir(srv);
-  for (size_t i = 0; srv->argv && srv->argv[i]; i++)
-    free(srv->argv[i]);
-  free(srv->argv);
+  srv_argv_free(srv);
   free(srv);
+}
+
+int run_capture(const char *cmd, char *out, size_t cap) {
+  FILE *p = popen(cmd, "r");
+  size_t n = p && cap > 1 ? fread(out, 1, cap - 1, p) : 0;
+  if (cap) out[n] = 0;
+  if (!p) return -1;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }

@@ -56,6 +56,10 @@ sd_server *srv_start(const char *const *extra_args);
  * not be running (call srv_kill9() or srv_stop() first). 0 on success. */
 int srv_restart(sd_server *srv);
 
+/* Replaces the extra arguments of the next (re)starts; the server must
+ * be stopped. 0 on success. */
+int srv_set_args(sd_server *srv, const char *const *extra_args);
+
 /* SIGKILL and reap. No-op when not running. */
 void srv_kill9(sd_server *srv);
 
@@ -110,6 +114,11 @@ long long json_path_int(const json_t *obj, const char *path, long long dflt);
 
 /* The value at a dotted path of obj (borrowed), or NULL. */
 json_t *json_path(const json_t *obj, const char *path);
+
+/* Runs a shell command (stderr included only if cmd redirects it), keeps
+ * up to cap-1 bytes of its output in out; returns its exit status, 128+sig
+ * when killed, -1 when it could not run. */
+int run_capture(const char *cmd, char *out, size_t cap);
 
 /* Monotonic seconds. */
 double now_s(void);

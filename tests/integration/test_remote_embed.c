@@ -317,11 +317,8 @@ static void verify_switch_refused(sd_server *srv) {
   char cmd[1200];
   snprintf(cmd, sizeof cmd, "%s serve --db %s --listen 127.0.0.1:0 2>&1",
            getenv("SD_BIN"), srv->db);
-  FILE *p = popen(cmd, "r");
-  char out[4096] = "";
-  size_t n = p ? fread(out, 1, sizeof(out) - 1, p) : 0;
-  out[n] = 0;
-  int status = p ? pclose(p) : -1;
+  char out[4096];
+  int status = run_capture(cmd, out, sizeof out);
   CHECK(status != 0);
   CHECK(strstr(out, "segmentd reembed") != NULL);
   CHECK(strstr(out, "openai:fake-model") != NULL);
