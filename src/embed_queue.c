@@ -52,18 +52,6 @@ typedef struct eq_batch {
   struct eq_batch *next;
 } eq_batch;
 
-enum { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
-
-typedef struct {
-  int64_t requests, requests_failed, retries, splits;
-  int64_t timeouts, busy, http_errors, bad_replies, transport;
-  int64_t texts_embedded, texts_failed, duplicates, breaker_opens;
-  int breaker, in_flight;
-  int64_t breaker_retry_at, pause_until;
-  char last_error[160];
-  int64_t last_error_at;
-} eq_stats;
-
 struct sd_embedq {
   const sd_config *cfg;
   sd_core *core;
@@ -85,7 +73,7 @@ struct sd_embedq {
   eq_batch *done;        /* writer jobs answered */
   int more;              /* rows may wait beyond the cursor */
   int stopping;
-  eq_stats st;
+  sd_embedq_stats st;
 };
 
 /* ---- batches ---- */
@@ -239,39 +227,39 @@ static void note_error(sd_embedq *q, const char *fmt, const char *why,
 
 static void breaker_set(sd_embedq *q, int state, int64_t retry_at) {
   pthread_mutex_lock(&q->mu);
-  if (state == BREAKER_OPEN && q->st.breaker != BREAKER_OPEN) q->st.breaker_opens++;
+  if (state == SD_BREAKER_OPEN && q->st.breaker != SD_BREAKER_OPEN) q->st.breaker_opens++;
   q->st.breaker = state;
   q->st.breaker_retry_at = retry_at;
   pthread_mutex_unlock(&q->mu);
 }
 
 static void breaker_ok(sd_embedq *q) {
-  if (q->st.breaker != BREAKER_CLOSED)
+  if (q->st.breaker != SD_BREAKER_CLOSED)
     sd_log_info("embedder answers again: circuit breaker closed");
   q->consecutive = 0;
-  breaker_set(q, BREAKER_CLOSED, 0);
+  breaker_set(q, SD_BREAKER_CLOSED, 0);
 }
 
 static void breaker_fail(sd_embedq *q, int64_t now) {
   q->consecutive++;
-  if (q->st.breaker != BREAKER_HALF_OPEN &&
+  if (q->st.breaker != SD_BREAKER_HALF_OPEN &&
       q->consecutive < q->cfg->embed_breaker_failures)
     return;
   int64_t until = now + q->cfg->embed_breaker_cooldown_ms;
   sd_log_warn("embedder failed %d times in a row: circuit breaker open, "
               "next probe in %ld ms", q->consecutive,
               q->cfg->embed_breaker_cooldown_ms);
-  breaker_set(q, BREAKER_OPEN, until);
+  breaker_set(q, SD_BREAKER_OPEN, until);
 }
 
 /* May another request go now? */
 static int breaker_allows(sd_embedq *q, int64_t now) {
   if (now < q->st.pause_until) return 0;
-  if (q->st.breaker == BREAKER_OPEN) {
+  if (q->st.breaker == SD_BREAKER_OPEN) {
     if (now < q->st.breaker_retry_at) return 0;
-    breaker_set(q, BREAKER_HALF_OPEN, 0);
+    breaker_set(q, SD_BREAKER_HALF_OPEN, 0);
   }
-  if (q->st.breaker == BREAKER_HALF_OPEN) return q->flying == 0;
+  if (q->st.breaker == SD_BREAKER_HALF_OPEN) return q->flying == 0;
   return q->flying < q->cfg->embed_inflight;
 }
 
@@ -541,7 +529,7 @@ static int poll_ms(const sd_embedq *q, int64_t now) {
   int room = q->remote ? q->flying < q->cfg->embed_inflight
                        : q->committing < LOCAL_INFLIGHT;
   int64_t t = room ? ready_next_due(q) : INT64_MAX;
-  if (q->remote && q->st.breaker == BREAKER_OPEN && q->st.breaker_retry_at < t)
+  if (q->remote && q->st.breaker == SD_BREAKER_OPEN && q->st.breaker_retry_at < t)
     t = q->st.breaker_retry_at;
   if (q->remote && q->st.pause_until > now && q->st.pause_until < t)
     t = q->st.pause_until;
@@ -659,28 +647,36 @@ void sd_embedq_free(sd_embedq *q) {
 
 /* ---- figures ---- */
 
-static json_t *oldest_pending(int64_t now) {
+double sd_embedq_oldest_pending(void) {
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd, "SELECT received_at FROM embed_queue "
                                             "WHERE failed_at IS NULL ORDER BY seq "
                                             "LIMIT 1")
                         : NULL;
-  if (!st) return json_null();
-  json_t *v = sqlite3_step(st) == SQLITE_ROW
-                  ? json_real((double)(now - sqlite3_column_int64(st, 0)) / 1e3)
-                  : json_integer(0);
+  if (!st) return -1;
+  int rc = sqlite3_step(st);
+  double age = rc == SQLITE_ROW
+                   ? (double)(sd_now_ms() - sqlite3_column_int64(st, 0)) / 1e3
+                   : 0;
   sqlite3_reset(st);
-  return v;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? age : -1;
+}
+
+void sd_embedq_get_stats(sd_embedq *q, sd_embedq_stats *out) {
+  memset(out, 0, sizeof(*out));
+  if (!q) return;
+  pthread_mutex_lock(&q->mu);
+  *out = q->st;
+  pthread_mutex_unlock(&q->mu);
 }
 
 static const char *breaker_name(int s) {
-  return s == BREAKER_OPEN ? "open" : s == BREAKER_HALF_OPEN ? "half_open" : "closed";
+  return s == SD_BREAKER_OPEN ? "open" : s == SD_BREAKER_HALF_OPEN ? "half_open" : "closed";
 }
 
 static json_t *stats_json(sd_embedq *q) {
-  pthread_mutex_lock(&q->mu);
-  eq_stats s = q->st;
-  pthread_mutex_unlock(&q->mu);
+  sd_embedq_stats s;
+  sd_embedq_get_stats(q, &s);
   return json_pack(
       "{s:i,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:{s:s,s:I},s:s?}",
       "in_flight", s.in_flight, "requests", (json_int_t)s.requests,
@@ -696,21 +692,22 @@ static json_t *stats_json(sd_embedq *q) {
 }
 
 json_t *sd_embedq_json(sd_embedq *q, const sd_core *core) {
-  int64_t pending, failed, now = sd_now_ms();
+  int64_t pending, failed;
   sd_core_embed_counts(core, &pending, &failed);
   json_t *o = q ? stats_json(q) : json_object();
   if (!o) return NULL;
   json_object_set_new(o, "pending", json_integer(pending));
   json_object_set_new(o, "failed", json_integer(failed));
+  double age = pending > 0 ? sd_embedq_oldest_pending() : 0;
   json_object_set_new(o, "oldest_pending_seconds",
-                      pending > 0 ? oldest_pending(now) : json_integer(0));
+                      age >= 0 ? json_real(age) : json_null());
   return o;
 }
 
 int sd_embedq_embed_one(sd_embedq *q, const char *text, size_t len,
                         float *out, char *err, size_t errlen) {
   pthread_mutex_lock(&q->mu);
-  int open = q->st.breaker == BREAKER_OPEN;
+  int open = q->st.breaker == SD_BREAKER_OPEN;
   pthread_mutex_unlock(&q->mu);
   if (open) {
     snprintf(err, errlen, "the embedder is failing (circuit breaker open)");

@@ -14,6 +14,7 @@
 int h_healthz(sd_req *req, sd_reply *rep);
 int h_readyz(sd_req *req, sd_reply *rep);
 int h_info(sd_req *req, sd_reply *rep);
+int h_metrics(sd_req *req, sd_reply *rep);
 int h_events(sd_req *req, sd_reply *rep);
 int h_texts(sd_req *req, sd_reply *rep);
 int h_user(sd_req *req, sd_reply *rep);

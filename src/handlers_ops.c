@@ -1,8 +1,9 @@
-/* handlers_ops.c -- /healthz, /readyz, /v1/info. */
+/* handlers_ops.c -- /healthz, /readyz, /v1/info, /metrics. */
 #include "handlers.h"
 #include "segmentd/embed.h"
 #include "segmentd/embed_queue.h"
 #include "segmentd/err.h"
+#include "segmentd/metrics.h"
 #include "segmentd/snapshot.h"
 
 #include <stdio.h>
@@ -56,4 +57,13 @@ int h_info(sd_req *req, sd_reply *rep) {
       h_time(started), "uptime_seconds", (json_int_t)((now - started) / 1000),
       "ingest", "queue_depth", sd_core_queue_depth(req->core));
   return sd_reply_json(rep, 200, o);
+}
+
+int h_metrics(sd_req *req, sd_reply *rep) {
+  char *text;
+  size_t len;
+  int rc = sd_metrics_render(req->core, req->embedq, &text, &len);
+  if (rc < 0) return sd_reply_error(rep, rc, NULL, NULL);
+  return sd_reply_text(rep, 200, "text/plain; version=0.0.4; charset=utf-8",
+                       text, len);
 }

@@ -9,6 +9,8 @@ int sd_reply_error(sd_reply *rep, int err, const char *message,
                    json_t *details) {
   json_decref(rep->body);
   rep->body = NULL;
+  free(rep->text);
+  rep->text = NULL;
   rep->status = sd_err_status(err);
   json_t *e = json_pack("{s:s,s:s}", "code", sd_err_code(err), "message",
                         message ? message : sd_err_message(err));
@@ -28,9 +30,23 @@ int sd_reply_json(sd_reply *rep, int status, json_t *body) {
   return 0;
 }
 
+int sd_reply_text(sd_reply *rep, int status, const char *content_type,
+                  char *text, size_t len) {
+  json_decref(rep->body);
+  rep->body = NULL;
+  free(rep->text);
+  rep->status = status;
+  rep->content_type = content_type;
+  rep->text = text;
+  rep->text_len = len;
+  return 0;
+}
+
 void sd_reply_free(sd_reply *rep) {
   json_decref(rep->body);
   rep->body = NULL;
+  free(rep->text);
+  rep->text = NULL;
   if (rep->stream_free) rep->stream_free(rep->stream_cls);
   rep->stream_free = NULL;
   rep->stream_cls = NULL;

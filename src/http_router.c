@@ -20,6 +20,7 @@ static const route routes[] = {
     {"GET", "/healthz", h_healthz},
     {"GET", "/readyz", h_readyz},
     {"GET", "/v1/info", h_info},
+    {"GET", "/metrics", h_metrics},
     {"POST", "/v1/events", h_events},
     {"POST", "/v1/texts", h_texts},
     {"GET", "/v1/users/{}", h_user},

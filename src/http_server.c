@@ -80,6 +80,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
                                              rep->stream, rep->stream_cls,
                                              rep->stream_free);
     if (resp) rep->stream_free = NULL, rep->stream_cls = NULL;
+  } else if (rep->text) {
+    resp = MHD_create_response_from_buffer(rep->text_len, rep->text,
+                                           MHD_RESPMEM_MUST_FREE);
+    if (resp) rep->text = NULL;
   } else {
     char *s = rep->body ? json_dumps(rep->body, JSON_COMPACT) : strdup("");
     size_t n = s ? strlen(s) : 0;

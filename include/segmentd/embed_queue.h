@@ -36,6 +36,25 @@
 
 typedef struct sd_embedq sd_embedq;
 
+enum { SD_BREAKER_CLOSED, SD_BREAKER_OPEN, SD_BREAKER_HALF_OPEN };
+
+/* The queue thread's counters since start. */
+typedef struct {
+  int64_t requests, requests_failed, retries, splits;
+  int64_t timeouts, busy, http_errors, bad_replies, transport; /* failures */
+  int64_t texts_embedded, texts_failed, duplicates, breaker_opens;
+  int breaker, in_flight;
+  int64_t breaker_retry_at, pause_until;
+  char last_error[160];
+  int64_t last_error_at;
+} sd_embedq_stats;
+
+/* A copy of the counters (zeros when q is NULL). */
+void sd_embedq_get_stats(sd_embedq *q, sd_embedq_stats *out);
+/* Seconds the oldest queued text has waited (0 when none), read with the
+ * calling thread's read connection; -1 on a read error. */
+double sd_embedq_oldest_pending(void);
+
 /* Starts the thread (and registers with the core for new texts). 0 or a
  * negative sd_err with msg set. */
 int sd_embedq_start(const sd_config *cfg, sd_core *core, sd_embedq **out,

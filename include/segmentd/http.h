@@ -59,6 +59,8 @@ typedef struct sd_reply {
   const char *allow;     /* Allow header (405) */
   int retry_after;       /* seconds, for 429/503; 0 = none */
   const char *content_type;
+  char *text;            /* owned plain body (content_type says what) */
+  size_t text_len;
   sd_stream_fn stream;   /* streamed body (returns -1 at the end) */
   void *stream_cls;
   void (*stream_free)(void *cls);
@@ -81,6 +83,9 @@ int sd_reply_error(sd_reply *rep, int err, const char *message,
 /* Fills rep with status and a JSON body (stolen). Returns 0, or an
  * SD_ENOMEM error reply when body is NULL. */
 int sd_reply_json(sd_reply *rep, int status, json_t *body);
+/* Fills rep with a non-JSON body (text, len bytes; stolen, malloc'd). */
+int sd_reply_text(sd_reply *rep, int status, const char *content_type,
+                  char *text, size_t len);
 void sd_reply_free(sd_reply *rep);
 
 /* Routing: finds the handler of method+path, filling req->params; on a

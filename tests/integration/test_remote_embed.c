@@ -201,6 +201,18 @@ static void phase_poison(sd_server *srv, fake_emb *fk) {
   fake_faults(fk, "{\"mode\":\"ok\"}");
 }
 
+/* /metrics says what /v1/info says about the queue. */
+static void phase_metrics(sd_server *srv) {
+  http_resp r = http_req(srv, "GET", "/metrics", NULL, NULL, 0);
+  CHECK_INT(r.status, 200);
+  CHECK(strncmp(r.content_type, "text/plain", 10) == 0);
+  CHECK(strstr(r.body, "\nsegmentd_embed_pending_texts 0\n") != NULL);
+  CHECK(strstr(r.body, "\nsegmentd_embed_failed_texts 1\n") != NULL);
+  CHECK(strstr(r.body, "segmentd_embed_request_failures_total{reason=\"busy\"}") != NULL);
+  CHECK(strstr(r.body, "# TYPE segmentd_embed_requests_total counter") != NULL);
+  http_resp_free(&r);
+}
+
 /* kill -9 with texts pending (the embedder stalls), and again with
  * requests in flight; the restarted server embeds what was left. */
 static void phase_kill(sd_server *srv, fake_emb *fk) {
@@ -347,6 +359,7 @@ int main(void) {
     phase_retry_after(srv, fk);
     phase_breaker(srv, fk);
     phase_poison(srv, fk);
+    phase_metrics(srv);
     phase_kill(srv, fk);
     CHECK(wait_model(srv, "intents", 20) == 0);
     CHECK_INT(srv_stop(srv), 0);
