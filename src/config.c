@@ -46,6 +46,10 @@ static const opt_row opt_rows[] = {
      O(embed_api_key_file), NULL, 0, 0,
      "file holding the remote embedder's API key (or set "
      "SEGMENTD_EMBED_API_KEY); never logged"},
+    {"embed-encoding", "SEGMENTD_EMBED_ENCODING", OPT_STR, O(embed_encoding),
+     "float", 0, 0, "float | base64: how the embedder sends vectors (base64 "
+     "is far cheaper to parse; OpenAI, vLLM and text-embeddings-inference "
+     "support it)"},
     {"embed-batch", "SEGMENTD_EMBED_BATCH", OPT_LONG, O(embed_batch), "64", 1,
      2048, "texts per remote embedding request"},
     {"embed-inflight", "SEGMENTD_EMBED_INFLIGHT", OPT_LONG, O(embed_inflight),
@@ -252,6 +256,11 @@ static int config_embedder(sd_config *c, FILE *err) {
                         strncmp(c->embed_url, "https://", 8) != 0)) {
     fprintf(err, "segmentd: --embedder openai needs --embed-url "
                  "(SEGMENTD_EMBED_URL), an http:// or https:// URL\n");
+    return SD_EINVAL;
+  }
+  if (strcmp(c->embed_encoding, "float") != 0 &&
+      strcmp(c->embed_encoding, "base64") != 0) {
+    fprintf(err, "segmentd: --embed-encoding must be float or base64\n");
     return SD_EINVAL;
   }
   if (!c->embed_model || !*c->embed_model) {

@@ -607,7 +607,8 @@ int sd_embedq_start(const sd_config *cfg, sd_core *core, sd_embedq **out,
   q->remote = sd_config_remote(cfg);
   q->rconf = (sd_remote_conf){cfg->embed_url, cfg->embed_model,
                               cfg->embed_api_key, (int)cfg->dim,
-                              (int)cfg->embed_timeout_ms};
+                              (int)cfg->embed_timeout_ms,
+                              !strcmp(cfg->embed_encoding, "base64")};
   q->more = 1;
   sd_rng_init(&q->rng, (uint64_t)sd_now_ms());
   pthread_mutex_init(&q->mu, NULL);

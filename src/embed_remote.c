@@ -85,6 +85,9 @@ static int remote_request(const sd_remote_conf *c, const char *const *texts,
     bad = json_object_set_new(root, "model", model) != 0;
     model = NULL;
     bad = bad || json_object_set(root, "input", in) != 0;
+    if (c->base64)
+      bad = bad || json_object_set_new(root, "encoding_format",
+                                       json_string("base64")) != 0;
   }
   *body = bad ? NULL : json_dumps(root, JSON_COMPACT);
   json_decref(model);
@@ -200,7 +203,62 @@ static int remote_result(CURL *h, CURLcode cc, remote_buf *b,
 
 /* ---- reply ---- */
 
-/* One {"embedding": [...], "index": i} into row i of out. */
+/* The value of one base64 character, or -1. */
+static int b64_value(unsigned char ch) {
+  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+  return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* Standard base64 (padding optional) into out; the decoded length, or -1
+ * when s is not base64 or decodes to more than cap bytes. */
+static long b64_decode(const char *s, size_t len, unsigned char *out,
+                       size_t cap) {
+  while (len > 0 && s[len - 1] == '=') len--;
+  size_t n = 0;
+  uint32_t acc = 0;
+  for (size_t k = 0; k < len; k++) {
+    int v = b64_value((unsigned char)s[k]);
+    if (v < 0) return -1;
+    acc = (acc << 6) | (uint32_t)v;
+    if (k % 4 == 3 || k + 1 == len) {
+      int have = (int)(k % 4) + 1; /* sextets in this group */
+      if (have == 1) return -1;
+      acc <<= 6 * (4 - have);
+      for (int b = 0; b < have - 1; b++) {
+        if (n == cap) return -1;
+        out[n++] = (unsigned char)(acc >> (16 - 8 * b));
+      }
+      acc = 0;
+    }
+  }
+  return (long)n;
+}
+
+/* A base64 embedding: dim little-endian float32 values, all finite. */
+static int remote_b64_row(const json_t *emb, int dim, float *row, json_int_t i,
+                          sd_remote_status *st) {
+  size_t want = sizeof(float) * (size_t)dim;
+  long n = b64_decode(json_string_value(emb), json_string_length(emb),
+                      (unsigned char *)row, want);
+  if (n != (long)want)
+    return remote_fail(st, SD_EINTERNAL, "embedding %lld: base64 of %ld "
+                       "bytes, want %zu", (long long)i, n, want);
+  for (int j = 0; j < dim; j++) { /* little-endian bytes to this machine's */
+    const unsigned char *p = (const unsigned char *)(row + j);
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                 (uint32_t)p[3] << 24;
+    memcpy(row + j, &u, sizeof(u));
+    if (!isfinite(row[j]))
+      return remote_fail(st, SD_EINTERNAL,
+                         "embedding %lld: value %d not a finite float",
+                         (long long)i, j);
+  }
+  return 0;
+}
+
+/* One {"embedding": [...] or "<base64>", "index": i} into row i of out. */
 static int remote_item(const json_t *item, const sd_remote_conf *c, size_t n,
                        unsigned char *seen, float *out, sd_remote_status *st) {
   json_t *ix = json_object_get(item, "index");
@@ -214,10 +272,12 @@ static int remote_item(const json_t *item, const sd_remote_conf *c, size_t n,
   if (seen[i])
     return remote_fail(st, SD_EINTERNAL, "duplicate index %lld", (long long)i);
   seen[i] = 1;
+  float *row = out + (size_t)i * (size_t)c->dim;
+  if (json_is_string(emb))
+    return remote_b64_row(emb, c->dim, row, i, st);
   if (!json_is_array(emb) || json_array_size(emb) != (size_t)c->dim)
     return remote_fail(st, SD_EINTERNAL, "embedding %lld: %zu values, want %d",
                        (long long)i, json_array_size(emb), c->dim);
-  float *row = out + (size_t)i * (size_t)c->dim;
   for (size_t j = 0; j < (size_t)c->dim; j++) {
     json_t *v = json_array_get(emb, j);
     double d = json_number_value(v);

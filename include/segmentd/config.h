@@ -22,6 +22,7 @@ typedef struct {
   const char *embed_url;   /* remote embedder base URL */
   const char *embed_model; /* remote model name */
   const char *embed_api_key_file;
+  const char *embed_encoding; /* "float" | "base64" */
   const char *embed_api_key; /* from SEGMENTD_EMBED_API_KEY or the file;
                                 not a flag, never rendered nor logged */
   long embed_batch;        /* texts per remote request */

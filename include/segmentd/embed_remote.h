@@ -30,6 +30,8 @@ typedef struct {
                           never logged nor put in status text */
   int dim;             /* expected embedding dimension, 1..SD_REMOTE_MAX_DIM */
   int timeout_ms;      /* whole-request timeout; <= 0: the default */
+  int base64;          /* ask for "encoding_format": "base64" (float32
+                          little-endian, far cheaper to parse than numbers) */
 } sd_remote_conf;
 
 typedef struct {

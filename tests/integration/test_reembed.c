@@ -10,7 +10,7 @@
  * them in the background (pending visible in /v1/info), trains intents
  * again with a model version above the old one and cluster ids past the
  * retired ones, and every text ends up
- * with exactly the fake embedder's vector and an intent, each user with
+ * with exactly the fake embedder's vector (sent as base64) and an intent, each user with
  * the same text count. Bounded to well under a minute.
  */
 #include "check.h"
@@ -138,7 +138,8 @@ int main(void) {
   snprintf(dim, sizeof dim, "%d", DIM);
   const char *const args[] = {"--train-min", "100", "--embedder", "openai",
                               "--embed-url", fk->url, "--embed-model",
-                              "fake-m", "--dim", dim, NULL};
+                              "fake-m", "--dim", dim, "--embed-encoding",
+                              "base64", NULL};
   CHECK_INT(srv_set_args(srv, args), 0);
   CHECK_INT(srv_restart(srv), 0);
   wait_reembedded(srv, old_version);

@@ -27,13 +27,14 @@
 
 enum {
   M_OK, M_429, M_429_DATE, M_503, M_500, M_DIM, M_STRING, M_OVERFLOW,
-  M_SHUFFLE, M_MISSING, M_DUP, M_RANGE, M_NOINDEX, M_NONJSON, M_SLOW
+  M_SHUFFLE, M_MISSING, M_DUP, M_RANGE, M_NOINDEX, M_NONJSON, M_SLOW,
+  M_B64, M_B64_BAD, M_B64_SHORT, M_B64_NAN
 };
 
 static atomic_int g_mode;
 static atomic_int g_requests;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static char g_path[128], g_auth[128], g_model[64];
+static char g_path[128], g_auth[128], g_model[64], g_format[16];
 static unsigned short g_port;
 
 typedef struct {
@@ -55,12 +56,42 @@ static double fake_value(const char *text, size_t len, size_t j) {
   return (double)((long)(h % 2001) - 1000) / 1000.0;
 }
 
+/* Standard base64 with padding of data[0..n) (a new JSON string). */
+static json_t *b64_string(const unsigned char *data, size_t n) {
+  static const char a[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char out[4 * (DIM * 4 / 3 + 2) + 1];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    uint32_t v = (uint32_t)data[i] << 16;
+    if (i + 1 < n) v |= (uint32_t)data[i + 1] << 8;
+    if (i + 2 < n) v |= data[i + 2];
+    out[k++] = a[v >> 18];
+    out[k++] = a[(v >> 12) & 63];
+    out[k++] = i + 1 < n ? a[(v >> 6) & 63] : '=';
+    out[k++] = i + 2 < n ? a[v & 63] : '=';
+  }
+  out[k] = 0;
+  return json_string(out);
+}
+
+/* The embedding as base64 float32 (little-endian on this machine), with
+ * the mode's defect. */
+static json_t *fake_b64(const char *s, size_t len, int mode) {
+  float v[DIM];
+  for (size_t j = 0; j < DIM; j++) v[j] = (float)fake_value(s, len, j);
+  if (mode == M_B64_NAN) v[3] = NAN;
+  if (mode == M_B64_BAD) return json_string("AAAA@@@@");
+  return b64_string((const unsigned char *)v,
+                    sizeof(float) * (mode == M_B64_SHORT ? DIM - 1 : DIM));
+}
+
 static json_t *fake_item(const json_t *text, size_t idx, int mode) {
   const char *s = json_string_value(text);
   size_t len = json_string_length(text);
   int dim = mode == M_DIM && idx == 0 ? DIM - 1 : DIM;
-  json_t *emb = json_array();
-  for (size_t j = 0; j < (size_t)dim; j++) {
+  json_t *emb = mode >= M_B64 ? fake_b64(s, len, mode) : json_array();
+  for (size_t j = 0; mode < M_B64 && j < (size_t)dim; j++) {
     json_t *v = json_real(fake_value(s, len, j));
     if (j == 3 && mode == M_STRING)
       v = (json_decref(v), json_string("nan"));
@@ -94,6 +125,8 @@ static char *fake_body(const upload *u, int mode) {
   pthread_mutex_lock(&g_mu);
   snprintf(g_model, sizeof g_model, "%s",
            json_string_value(json_object_get(req, "model")));
+  const char *fmt = json_string_value(json_object_get(req, "encoding_format"));
+  snprintf(g_format, sizeof g_format, "%s", fmt ? fmt : "");
   pthread_mutex_unlock(&g_mu);
   size_t n = json_array_size(in), keep = mode == M_MISSING ? n - 1 : n;
   json_t *data = json_array();
@@ -222,7 +255,7 @@ static struct MHD_Daemon *fake_start(void) {
 static char g_base[64];
 
 static sd_remote_conf conf(const char *url, const char *key) {
-  sd_remote_conf c = {url ? url : g_base, "test-model", key, DIM, 2000};
+  sd_remote_conf c = {url ? url : g_base, "test-model", key, DIM, 2000, 0};
   return c;
 }
 
@@ -283,6 +316,28 @@ static void test_batch(int mode) {
   sd_remote_conf c = conf(NULL, NULL);
   CHECK_INT(run(mode, &c, texts, BATCH, out, NULL), 0);
   CHECK(rows_match(texts, BATCH, out));
+}
+
+static void test_base64(void) {
+  const char *texts[] = {"one", "two", "three"};
+  float out[3 * DIM];
+  sd_remote_status st;
+  sd_remote_conf c = conf(NULL, NULL);
+  CHECK_INT(run(M_OK, &c, texts, 3, out, &st), 0);
+  CHECK_STR(g_format, ""); /* floats: the field is left out */
+  c.base64 = 1;
+  CHECK_INT(run(M_B64, &c, texts, 3, out, &st), 0);
+  CHECK_STR(g_format, "base64");
+  CHECK(rows_match(texts, 3, out));
+  static const struct {
+    int mode;
+    const char *err;
+  } bad[] = {{M_B64_BAD, "base64"}, {M_B64_SHORT, "base64"},
+             {M_B64_NAN, "not a finite"}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    CHECK_INT(run(bad[k].mode, &c, texts, 3, out, &st), SD_EINTERNAL);
+    CHECK(strstr(st.err, bad[k].err) != NULL);
+  }
 }
 
 static void test_busy(void) {
@@ -377,6 +432,7 @@ int main(void) {
   test_batch(M_SHUFFLE);
   test_busy();
   test_bad_replies();
+  test_base64();
   test_timeout_and_input();
   MHD_stop_daemon(d);
 
