@@ -3,9 +3,9 @@
 
 For each fake model latency (--latencies, ms per request) and each
 --embed-inflight N (--inflight), starts a fresh fake embedder
-(tests/fake_embedder) and a fresh segmentd (--embedder openai, --dim 64,
---embed-batch 64, --train-min 1000000 so no model training competes, fresh
-database in a temp dir), POSTs the texts to /v1/texts in batches of 1,000 as
+(tests/fake_embedder --dim D) and a fresh segmentd (--embedder openai,
+--dim D, --embed-encoding E, --embed-batch 64, --train-min 1000000 so no
+model training competes, fresh database in a temp dir), POSTs the texts to /v1/texts in batches of 1,000 as
 fast as one keep-alive connection allows, then polls GET /v1/info every
 10 ms until embedder.queue.pending is 0.
 
@@ -14,8 +14,9 @@ fast as one keep-alive connection allows, then polls GET /v1/info every
   ceiling texts/s  = the same texts in the same batches of 64, POSTed
                      straight to a fresh fake embedder by N client threads
                      (one keep-alive http.client connection each, bodies
-                     encoded beforehand): what the embedder serves at that
-                     concurrency.
+                     encoded beforehand, the same "encoding_format" as
+                     segmentd asks for; replies read but not parsed): what
+                     the embedder serves at that concurrency.
   max in-flight    = /_stats max_inflight of the fake during segmentd's run.
 
 Texts: BANKING77 train + test (13,083), repeated with a "(2) " prefix, and so
@@ -24,6 +25,7 @@ on, until --texts distinct texts.
 usage: bench/remote_embed.py --bin B --fake F --work DIR [--out FILE.md]
        [--texts 20000] [--batch 1000] [--embed-batch 64]
        [--inflight 1,4,16] [--latencies 0,50] [--run-timeout 60]
+       [--dim 64] [--encoding float|base64]
 Standard library only; run with Debian's /usr/bin/python3. Every process it
 starts is written to DIR/pids and stopped by PID when it ends (the calling
 shell script's trap stops them too if this process dies).
@@ -106,7 +108,7 @@ def start_fake(args, d, latency):
     os.makedirs(d, exist_ok=True)
     pf = os.path.join(d, "fake.port")
     log = open(os.path.join(d, "fake.log"), "w")
-    p = subprocess.Popen([args.fake, "--port-file", pf, "--dim", "64",
+    p = subprocess.Popen([args.fake, "--port-file", pf, "--dim", str(args.dim),
                           "--delay-ms", str(latency)], stdout=log, stderr=log)
     note_pid(args.work, p)
     return p, wait_port(pf, p, "fake_embedder")
@@ -120,7 +122,8 @@ def start_segmentd(args, d, fake_port, inflight):
         [args.bin, "serve", "--listen", "127.0.0.1:0", "--db", os.path.join(d, "bench.db"),
          "--port-file", pf, "--embedder", "openai",
          "--embed-url", f"http://127.0.0.1:{fake_port}", "--embed-model", "fake",
-         "--dim", "64", "--embed-inflight", str(inflight),
+         "--dim", str(args.dim), "--embed-encoding", args.encoding,
+         "--embed-inflight", str(inflight),
          "--embed-batch", str(args.embed_batch), "--train-min", "1000000",
          "--recluster-interval", "0"],
         stdout=log, stderr=log, env=env)
@@ -212,7 +215,11 @@ def run_ceiling(args, texts, latency, inflight):
     fake = None
     try:
         fake, fport = start_fake(args, d, latency)
-        bodies = [json.dumps({"model": "fake", "input": texts[b:b + args.embed_batch]}).encode()
+        # segmentd sends "encoding_format" only for base64 (float is the
+        # API's default); the ceiling asks for exactly what segmentd asks for
+        extra = {"encoding_format": "base64"} if args.encoding == "base64" else {}
+        bodies = [json.dumps({"model": "fake", "input": texts[b:b + args.embed_batch],
+                              **extra}).encode()
                   for b in range(0, len(texts), args.embed_batch)]
         nxt = [0]
         lock = threading.Lock()
@@ -272,6 +279,8 @@ def main():
     ap.add_argument("--inflight", default="1,4,16")
     ap.add_argument("--latencies", default="0,50")
     ap.add_argument("--run-timeout", type=float, default=60.0)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--encoding", choices=("float", "base64"), default="float")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
@@ -330,7 +339,8 @@ def main():
             f"{' '.join(load_after)} after (other work on the machine competes for the CPUs)")
     print()
     print(f"segmentd remote embedding: {args.texts} texts, POST batches of {args.batch}, "
-          f"--embed-batch {args.embed_batch}, --dim 64")
+          f"--embed-batch {args.embed_batch}, --dim {args.dim}, "
+          f"--embed-encoding {args.encoding}")
     print(table)
     print(load)
     for n in notes:
@@ -349,13 +359,16 @@ def main():
                     f"`bench/remote_embed.sh` (Release build).\n\n")
             f.write(f"{args.texts} texts (BANKING77 train + test, repeated with a prefix), "
                     f"POSTed to /v1/texts in batches of {args.batch} over one keep-alive "
-                    f"connection; segmentd `--embedder openai --dim 64 --embed-batch "
-                    f"{args.embed_batch} --embed-inflight N --train-min 1000000` against a "
-                    f"fresh `tests/fake_embedder --delay-ms L` per row. segmentd texts/s = "
+                    f"connection; segmentd `--embedder openai --dim {args.dim} "
+                    f"--embed-encoding {args.encoding} --embed-batch {args.embed_batch} "
+                    f"--embed-inflight N --train-min 1000000` against a fresh "
+                    f"`tests/fake_embedder --dim {args.dim} --delay-ms L` per row. segmentd texts/s = "
                     f"texts / (first POST -> /v1/info embedder.queue.pending == 0, polled "
                     f"every 10 ms); ingest texts/s = texts / (first POST -> last POST "
                     f"answered). Ceiling: N Python threads POST the same texts in batches "
-                    f"of {args.embed_batch} straight to a fresh fake with the same latency. "
+                    f"of {args.embed_batch} straight to a fresh fake with the same latency "
+                    f"and the same encoding_format ({args.encoding}), reading but not "
+                    f"parsing the replies. "
                     f"Max in-flight: the fake's /_stats max_inflight during segmentd's run.\n\n")
             f.write(table + "\n")
             if notes:

@@ -2,12 +2,17 @@
 # Remote-embedder throughput: segmentd (--embedder openai) against the fake
 # embedder (tests/fake_embedder) at fake model latency 0 and 50 ms and
 # --embed-inflight 1, 4, 16; each beside the ceiling of the fake alone driven
-# directly at the same concurrency. Builds Release, runs bench/remote_embed.py
-# (stdlib, Debian's /usr/bin/python3), prints one table and writes it with the
-# machine description to bench/results/<date>-remote-embed.md. Bounded: the
-# driver is killed after 280 s; a normal run takes about a minute.
+# directly at the same concurrency and encoding. --dim D (default 64) sets the
+# embedding dimension of both; --encoding float|base64 (default float) is
+# passed to segmentd as --embed-encoding and asked of the fake by the
+# ceiling. Builds Release, runs bench/remote_embed.py (stdlib, Debian's
+# /usr/bin/python3), prints one table and writes it with the machine
+# description to bench/results/<date>-remote-embed.md (OUT=... to write
+# elsewhere). Bounded: the driver is killed after 280 s; a normal run takes
+# about a minute (at --dim 768 --encoding float use --texts 10000).
 #
-# usage: bench/remote_embed.sh [extra remote_embed.py flags, e.g. --texts 5000]
+# usage: bench/remote_embed.sh [extra remote_embed.py flags, e.g. --texts 5000
+#        --dim 768 --encoding base64]
 #        env BUILD_DIR (default build-release: build-bench is bench/'s own
 #        CMake project, see bench/CMakeLists.txt), OUT (results file)
 set -euo pipefail

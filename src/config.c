@@ -150,6 +150,72 @@ static const opt_row opt_rows[] = {
     {"fresh-gain", "SEGMENTD_FRESH_GAIN", OPT_DOUBLE, O(fresh_gain), "0.01", 0,
      1, "a re-cluster replaces the warm start from the live model only when "
      "a fresh fit lowers inertia by this share"},
+    {"drift-interval", "SEGMENTD_DRIFT_INTERVAL", OPT_LONG, O(drift_interval),
+     "300", 0, 86400, "seconds between drift checks (0 = only on "
+     "GET /v1/drift?refresh=true)"},
+    {"drift-sample", "SEGMENTD_DRIFT_SAMPLE", OPT_LONG, O(drift_sample), "500",
+     50, 5000, "points of the reference and of the current window compared "
+     "by the MMD test"},
+    {"drift-window", "SEGMENTD_DRIFT_WINDOW", OPT_LONG, O(drift_window), "5000",
+     100, 1000000, "latest assignments whose cluster shares are compared "
+     "with the reference (sliding window)"},
+    {"drift-min-points", "SEGMENTD_DRIFT_MIN_POINTS", OPT_LONG,
+     O(drift_min_points), "100", 10, 1000000,
+     "fewer new points since the last check: the distribution test waits"},
+    {"drift-p-value", "SEGMENTD_DRIFT_P_VALUE", OPT_DOUBLE, O(drift_p_value),
+     "0.05", 0.0001, 0.5, "MMD permutation test level (Alibi Detect's "
+     "default)"},
+    {"drift-permutations", "SEGMENTD_DRIFT_PERMUTATIONS", OPT_LONG,
+     O(drift_permutations), "200", 20, 10000,
+     "permutations of the MMD test's p-value"},
+    {"drift-persist", "SEGMENTD_DRIFT_PERSIST", OPT_LONG, O(drift_persist), "3",
+     1, 100, "consecutive drifted checks before a distribution alert turns "
+     "critical"},
+    {"psi-warning", "SEGMENTD_PSI_WARNING", OPT_DOUBLE, O(psi_warning), "0.1",
+     0, 10, "population stability index of cluster shares for a warning"},
+    {"psi-critical", "SEGMENTD_PSI_CRITICAL", OPT_DOUBLE, O(psi_critical),
+     "0.25", 0, 10, "population stability index for a critical alert"},
+    {"centroid-shift", "SEGMENTD_CENTROID_SHIFT", OPT_DOUBLE, O(centroid_shift),
+     "0.1", 0, 2, "1 - cosine between a cluster's reference and current mean "
+     "that raises centroid_shift"},
+    {"share-shift", "SEGMENTD_SHARE_SHIFT", OPT_DOUBLE, O(share_shift), "0.5",
+     0, 100, "relative change of a cluster's share that raises share_shift "
+     "(when also significant)"},
+    {"cohesion-drop", "SEGMENTD_COHESION_DROP", OPT_DOUBLE, O(cohesion_drop),
+     "0.1", 0, 2, "fall of a cluster's mean similarity that raises "
+     "cohesion_drop"},
+    {"outlier-quantile", "SEGMENTD_OUTLIER_QUANTILE", OPT_DOUBLE,
+     O(outlier_quantile), "0.05", 0.001, 0.5, "a point less similar to its "
+     "cluster than this quantile of the cluster's reference members is an "
+     "outlier"},
+    {"emerging-min-size", "SEGMENTD_EMERGING_MIN_SIZE", OPT_LONG,
+     O(emerging_min_size), "30", 5, 100000,
+     "outliers that must group densely before an emerging_cluster alert"},
+    {"vanish-floor", "SEGMENTD_VANISH_FLOOR", OPT_DOUBLE, O(vanish_floor), "0.1",
+     0, 1, "a cluster whose window share falls below this fraction of its "
+     "reference share is vanishing"},
+    {"drift-recluster", "SEGMENTD_DRIFT_RECLUSTER", OPT_LONG, O(drift_recluster),
+     "0", 0, 1, "1: a critical drift alert or an emerging cluster triggers a "
+     "re-cluster (recorded in the lineage with the alert)"},
+    {"webhook-url", "SEGMENTD_WEBHOOK_URL", OPT_STR, O(webhook_url), NULL, 0, 0,
+     "URL that receives every alert as signed JSON (unset: no webhook)"},
+    {"webhook-secret-file", "SEGMENTD_WEBHOOK_SECRET_FILE", OPT_STR,
+     O(webhook_secret_file), NULL, 0, 0, "file holding the HMAC-SHA256 "
+     "signing secret (or set SEGMENTD_WEBHOOK_SECRET); never logged"},
+    {"segments-webhook-url", "SEGMENTD_SEGMENTS_WEBHOOK_URL", OPT_STR,
+     O(segments_webhook_url), NULL, 0, 0, "URL that receives users entering "
+     "and leaving segments (a snapshot, then diffs; unset: off)"},
+    {"webhook-timeout-ms", "SEGMENTD_WEBHOOK_TIMEOUT_MS", OPT_LONG,
+     O(webhook_timeout_ms), "10000", 100, 600000, "timeout of one delivery"},
+    {"webhook-backoff-ms", "SEGMENTD_WEBHOOK_BACKOFF_MS", OPT_LONG,
+     O(webhook_backoff_ms), "1000", 1, 3600000,
+     "first retry delay of a failed delivery (doubles, jittered)"},
+    {"webhook-backoff-max-ms", "SEGMENTD_WEBHOOK_BACKOFF_MAX_MS", OPT_LONG,
+     O(webhook_backoff_max_ms), "600000", 1, 86400000,
+     "longest retry delay of a failed delivery"},
+    {"webhook-max-attempts", "SEGMENTD_WEBHOOK_MAX_ATTEMPTS", OPT_LONG,
+     O(webhook_max_attempts), "15", 1, 1000, "attempts before a delivery is "
+     "given up (logged, counted in /metrics, kept in the outbox)"},
 };
 #undef O
 #define OPT_N (sizeof(opt_rows) / sizeof(opt_rows[0]))
@@ -220,27 +286,26 @@ static int config_argv(sd_config *c, int argc, char **argv, FILE *err,
   return 0;
 }
 
-/* The API key: SEGMENTD_EMBED_API_KEY, else the first line of the key
- * file. Kept in a static buffer (the config never frees its strings). */
-static int config_api_key(sd_config *c, FILE *err) {
-  static char key[4096];
-  const char *env = getenv("SEGMENTD_EMBED_API_KEY");
-  c->embed_api_key = NULL;
-  if (env && *env) {
-    c->embed_api_key = env;
+/* A secret: the environment variable env, else the first line of file
+ * (kept in buf: the config never frees its strings). NULL when neither. */
+static int config_secret(const char *env, const char *file, char *buf,
+                         size_t cap, const char **out, FILE *err) {
+  const char *v = getenv(env);
+  *out = NULL;
+  if (v && *v) {
+    *out = v;
     return 0;
   }
-  if (!c->embed_api_key_file) return 0;
-  FILE *f = fopen(c->embed_api_key_file, "r");
-  if (!f || !fgets(key, sizeof(key), f)) {
-    fprintf(err, "segmentd: cannot read the API key file %s\n",
-            c->embed_api_key_file);
+  if (!file) return 0;
+  FILE *f = fopen(file, "r");
+  if (!f || !fgets(buf, (int)cap, f)) {
+    fprintf(err, "segmentd: cannot read the secret file %s\n", file);
     if (f) fclose(f);
     return SD_EINVAL;
   }
   fclose(f);
-  key[strcspn(key, "\r\n")] = 0;
-  c->embed_api_key = key[0] ? key : NULL;
+  buf[strcspn(buf, "\r\n")] = 0;
+  *out = buf[0] ? buf : NULL;
   return 0;
 }
 
@@ -268,7 +333,9 @@ static int config_embedder(sd_config *c, FILE *err) {
                  "(SEGMENTD_EMBED_MODEL)\n");
     return SD_EINVAL;
   }
-  return config_api_key(c, err);
+  static char key[4096];
+  return config_secret("SEGMENTD_EMBED_API_KEY", c->embed_api_key_file, key,
+                       sizeof(key), &c->embed_api_key, err);
 }
 
 int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
@@ -282,6 +349,14 @@ int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
   }
   if (config_argv(c, argc, argv, err, help) < 0) return SD_EINVAL;
   if (config_embedder(c, err) < 0) return SD_EINVAL;
+  static char secret[4096];
+  if (config_secret("SEGMENTD_WEBHOOK_SECRET", c->webhook_secret_file, secret,
+                    sizeof(secret), &c->webhook_secret, err) < 0)
+    return SD_EINVAL;
+  if (c->psi_critical < c->psi_warning) {
+    fprintf(err, "segmentd: --psi-critical must not be below --psi-warning\n");
+    return SD_EINVAL;
+  }
   if (c->w_text + c->w_behaviour + c->w_time + c->w_context <= 0) {
     fprintf(err, "segmentd: view weights must not all be zero\n");
     return SD_EINVAL;

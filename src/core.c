@@ -292,5 +292,6 @@ void sd_core_free(sd_core *c) {
 }
 
 const sd_encoder *sd_core_encoder(const sd_core *c) { return c->enc; }
+struct sd_store *sd_core_db(sd_core *c) { return c->db; }
 const sd_config *sd_core_config(const sd_core *c) { return c->cfg; }
 int64_t sd_core_started_at(const sd_core *c) { return c->started_at; }

@@ -68,6 +68,31 @@ typedef struct {
   long reassign_chunk;     /* entities moved per writer turn after an install */
   double fresh_gain;       /* a fresh k-means must beat the warm start from
                               the live model by this share of inertia */
+  /* drift (drift.h) */
+  long drift_interval;     /* seconds between checks; 0 = on request */
+  long drift_sample;       /* MMD sample per side */
+  long drift_window;       /* sliding window of assignments for shares */
+  long drift_min_points;   /* new points a distribution test needs */
+  double drift_p_value;    /* MMD test level */
+  long drift_permutations;
+  long drift_persist;      /* drifted checks in a row before critical */
+  double psi_warning, psi_critical;
+  double centroid_shift;   /* 1 - cosine */
+  double share_shift;      /* relative share change */
+  double cohesion_drop;    /* fall of mean similarity */
+  double outlier_quantile; /* per-cluster radius quantile */
+  long emerging_min_size;
+  double vanish_floor;     /* window share / reference share */
+  long drift_recluster;    /* 1: critical drift re-clusters */
+  /* webhooks (notify.h) */
+  const char *webhook_url;
+  const char *webhook_secret_file;
+  const char *webhook_secret; /* env SEGMENTD_WEBHOOK_SECRET or the file;
+                                 not a flag, never rendered nor logged */
+  const char *segments_webhook_url;
+  long webhook_timeout_ms;
+  long webhook_backoff_ms, webhook_backoff_max_ms;
+  long webhook_max_attempts;
 } sd_config;
 
 /* 1 when texts are embedded by a remote OpenAI-compatible server. */

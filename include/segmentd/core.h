@@ -115,6 +115,10 @@ int sd_core_remote(const sd_core *c);
  * segments re-cluster that follows an encoder refit. */
 void sd_core_set_maint(sd_core *c, struct sd_maint *m);
 
+/* The writer's connection: only for a job's fn, which runs on the writer
+ * inside its transaction. */
+struct sd_store *sd_core_db(sd_core *c);
+
 /* Read-side accessors (any thread). */
 const sd_encoder *sd_core_encoder(const sd_core *c);
 const sd_config *sd_core_config(const sd_core *c);
