@@ -4,6 +4,7 @@
  */
 #include "core_int.h"
 
+#include "segmentd/drift.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
@@ -137,6 +138,14 @@ int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
   return rc;
 }
 
+int sd_core_run(sd_core *c, int (*fn)(sd_core *c, void *arg), void *arg) {
+  sd_job job;
+  memset(&job, 0, sizeof(job));
+  job.fn = fn;
+  job.fn_arg = arg;
+  return core_submit_wait(c, &job);
+}
+
 int sd_core_store_part(sd_core *c, int64_t version, int seq, const void *data,
                        size_t len) {
   sd_job job;
@@ -235,6 +244,8 @@ int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
                        sd_views_width(&c->vc), hl);
   if (rc == 0 && !(c->scratch = malloc(sizeof(float) * (size_t)cfg->dim)))
     rc = SD_ENOMEM;
+  const int dims[2] = {(int)cfg->dim, sd_views_width(&c->vc)};
+  if (rc == 0 && !(c->drift = sd_drift_new(cfg, dims))) rc = SD_ENOMEM;
   if (rc == 0) rc = core_open(c, msg, msglen);
   if (rc == 0) rc = core_load(c, msg, msglen);
   if (rc == 0) rc = core_publish(c);
@@ -279,6 +290,7 @@ void sd_core_free(sd_core *c) {
   sd_store_close_readers();
   sd_store_close(c->db);
   sd_encoder_free(c->enc);
+  sd_drift_free(c->drift);
   sd_proj_unref(c->proj);
   free(c->scratch);
   for (int i = 0; i < SD_SPACES; i++) sd_space_free(&c->spaces[i]);
@@ -293,5 +305,6 @@ void sd_core_free(sd_core *c) {
 
 const sd_encoder *sd_core_encoder(const sd_core *c) { return c->enc; }
 struct sd_store *sd_core_db(sd_core *c) { return c->db; }
+struct sd_drift *sd_core_drift(sd_core *c) { return c->drift; }
 const sd_config *sd_core_config(const sd_core *c) { return c->cfg; }
 int64_t sd_core_started_at(const sd_core *c) { return c->started_at; }

@@ -96,7 +96,7 @@ static void reembed_finish(sd_core *c) {
     if (!c->spaces[s].has_model && !atomic_load(&c->spaces[s].train_requested))
       continue; /* its first model, asked for next, sees every point */
     sd_recluster_req req = {s, SD_ALGO_KMEANS, (int)c->cfg->k,
-                            s == SD_SPACE_INTENTS && !c->remote, 0x5e9d};
+                            s == SD_SPACE_INTENTS && !c->remote, 0x5e9d, 0};
     int64_t job;
     if (sd_maint_submit(m, &req, NULL, NULL, &job) == 0)
       sd_log_info("re-embed done: re-clustering %s (job %lld)",

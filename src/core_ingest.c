@@ -475,6 +475,8 @@ static void group_apply(sd_core *c, group *g) {
     if (r->idx < 0) continue;
     sd_space_member_add(in, r->idx, r->sim, r->t->text_id, r->t->text,
                         r->t->text_len, r->vec);
+    core_drift_observe_text(c, r->idx, r->sim, r->vec, r->t->text_id,
+                            r->t->text, r->t->text_len);
     sd_space_update(in, r->idx, r->vec, g->now);
   }
   for (size_t i = 0; i < g->users.n; i++) {
@@ -484,6 +486,7 @@ static void group_apply(sd_core *c, group *g) {
     if (u->old_idx >= 0)
       sd_space_member_remove(seg, u->old_idx, u->old_sim, u->user_id, NULL, 0);
     sd_space_member_add(seg, u->idx, u->sim, u->user_id, NULL, 0, u->vec);
+    core_drift_observe_user(c, u->idx, u->sim, u->vec, u->user_id);
     sd_space_update(seg, u->idx, u->vec, g->now);
   }
 }

@@ -101,14 +101,15 @@ static int write_lineage(sd_core *c, const sd_proposal *p, int64_t version,
     char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     sqlite3_stmt *st = sd_store_stmt(
-        c->db, "INSERT INTO lineage(space,version,kind,clusters,created_at) "
-               "VALUES(?1,?2,?3,?4,?5)");
+        c->db, "INSERT INTO lineage(space,version,kind,clusters,created_at,"
+               "cause_alert) VALUES(?1,?2,?3,?4,?5,?6)");
     if (!st || !js) return free(js), st ? SD_ENOMEM : SD_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, version);
     sqlite3_bind_text(st, 3, e->kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, js, -1, free);
     sqlite3_bind_int64(st, 5, now);
+    if (p->cause_alert > 0) sqlite3_bind_int64(st, 6, p->cause_alert);
     if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
     if (strcmp(e->kind, "retired")) continue;
     st = sd_store_stmt(c->db, "UPDATE clusters SET retired_at=?3 WHERE "
@@ -146,6 +147,7 @@ static int install_tx(sd_core *c, sd_proposal *p, int64_t version,
   if (rc == 0) rc = write_model_row(c, p, version, now);
   if (rc == 0) rc = write_clusters(c, p, now);
   if (rc == 0) rc = write_lineage(c, p, version, now);
+  if (rc == 0) rc = core_drift_store(c, p, version);
   if (rc == 0) rc = core_reassign_start(c, p->space, version, p->proj != NULL);
   if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
   if (rc < 0) {
@@ -190,6 +192,7 @@ int core_install(sd_core *c, sd_proposal *p, sd_job *job) {
   if (rc == 0) rc = sd_space_set_quality(sp, q);
   free(q);
   if (rc == 0) rc = core_load_cluster_rows(c, sp);
+  if (rc == 0) rc = core_drift_install(c, p);
   if (rc == 0) rc = core_rebuild_members(c, p->space, 0);
   sp->points_at_train = sp->points;
   if (rc == 0) rc = core_publish(c);

@@ -46,6 +46,7 @@ struct sd_core {
   _Atomic int64_t pending;     /* texts queued for an embedding */
   _Atomic int64_t failed;      /* queued texts the embedder rejected */
   int reembed;                 /* a re-embed runs: re-cluster once drained */
+  struct sd_drift *drift;      /* windows and references of drift checks */
   void (*on_pending)(void *ud);/* told after a commit that queued texts */
   void *on_pending_ud;
   sd_proj *proj;               /* projection new texts are embedded with */
@@ -81,6 +82,16 @@ void core_group(sd_core *c, sd_job **jobs, int n);
  * texts and re-clustering once a re-embed has drained. */
 int core_embed_load(sd_core *c, char *msg, size_t msglen);
 void core_embed_committed(sd_core *c, int64_t queued, int64_t embedded);
+
+/* core_drift.c: a model's drift reference, stored with its install and
+ * loaded at start; new assignments observed after a group commit. */
+int core_drift_store(sd_core *c, const struct sd_proposal *p, int64_t version);
+int core_drift_install(sd_core *c, const struct sd_proposal *p);
+int core_drift_load(sd_core *c, int space);
+void core_drift_observe_text(sd_core *c, int idx, float sim, const float *x,
+                             const char *id, const char *text, size_t len);
+void core_drift_observe_user(sd_core *c, int idx, float sim, const float *x,
+                             const char *id);
 
 /* core_model.c */
 int core_load(sd_core *c, char *msg, size_t msglen);

@@ -332,7 +332,7 @@ void core_request_first_models(sd_core *c) {
         sd_now_ms() < atomic_load(&sp->train_retry_at))
       continue;
     sd_recluster_req req = {s, SD_ALGO_KMEANS, (int)c->cfg->k,
-                            s == SD_SPACE_INTENTS && !c->remote, 0x5e9d};
+                            s == SD_SPACE_INTENTS && !c->remote, 0x5e9d, 0};
     atomic_store(&sp->train_requested, 1);
     if (sd_maint_submit(m, &req, first_model_done, sp, &job) < 0) {
       atomic_store(&sp->train_requested, 0);
@@ -351,6 +351,7 @@ int core_load(sd_core *c, char *msg, size_t msglen) {
   for (int s = 0; s < SD_SPACES && rc == 0; s++)
     if ((rc = load_model(c, &c->spaces[s])) == 0)
       rc = core_rebuild_members(c, s, s == SD_SPACE_INTENTS);
+  for (int s = 0; s < SD_SPACES && rc == 0; s++) rc = core_drift_load(c, s);
   if (rc == 0) rc = load_beh_names(c);
   if (rc == 0) rc = load_ctx_names(c);
   if (rc == 0) rc = load_beh_counts(c);

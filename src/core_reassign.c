@@ -249,7 +249,7 @@ static void finish(sd_core *c) {
   sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
   if (r->refit && seg->has_model && m) { /* users' vectors moved */
     sd_recluster_req req = {SD_SPACE_SEGMENTS, SD_ALGO_KMEANS, (int)c->cfg->k,
-                            0, 0x5e9d};
+                            0, 0x5e9d, 0};
     int64_t job;
     if (sd_maint_submit(m, &req, NULL, NULL, &job) == 0)
       sd_log_info("encoder refitted: segments re-cluster queued (job %lld)",

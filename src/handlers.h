@@ -35,6 +35,9 @@ int h_cluster_members(sd_req *req, sd_reply *rep);
 int h_map(sd_req *req, sd_reply *rep);
 int h_cluster_patch(sd_req *req, sd_reply *rep);
 int h_user_delete(sd_req *req, sd_reply *rep);
+/* handlers_drift.c: drift checks and the alert history. */
+int h_drift(sd_req *req, sd_reply *rep);
+int h_alerts(sd_req *req, sd_reply *rep);
 /* The reply of a finished (or refused) ingest job; frees its batch. */
 void h_ingest_done(sd_job *job, sd_reply *rep);
 
@@ -43,6 +46,10 @@ void h_ingest_done(sd_job *job, sd_reply *rep);
 /* Parses a JSON object body under the configured depth limit; on failure
  * fills rep and returns NULL. */
 json_t *h_body_object(sd_req *req, sd_reply *rep);
+/* Parses an optional query value of decimal digits in [lo, hi] (dflt when
+ * absent). 0, or -1 when present but not such a number. */
+int h_query_int(const char *s, long long lo, long long hi, long long dflt,
+                long long *out);
 /* RFC 3339 string of an epoch-ms time (a new JSON string). */
 json_t *h_time(int64_t ms);
 /* The current snapshot's space named by the first path parameter, or a

@@ -49,23 +49,6 @@
 #define PCA_TOL 1e-6f
 #define MAP_SEED 0x6d6170u /* fixed: the same sample every time */
 
-/* Parses an optional query value of decimal digits in [lo, hi] (dflt when
- * absent). 0, or -1 when present but not such a number. */
-static int query_int(const char *s, long long lo, long long hi,
-                     long long dflt, long long *out) {
-  if (!s) {
-    *out = dflt;
-    return 0;
-  }
-  size_t n = strlen(s);
-  if (n == 0 || n > 19 || strspn(s, "0123456789") != n) return -1;
-  errno = 0;
-  long long v = strtoll(s, NULL, 10);
-  if (errno || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
 /* A REAL column as a JSON number, or null (NULL or not finite). */
 static json_t *column_real(sqlite3_stmt *st, int col) {
   double v = sqlite3_column_double(st, col);
@@ -141,11 +124,11 @@ static int members_read(members_q *q, json_t *a) {
 
 /* Reads limit and cursor into q; 0 or the 400 reply's error. */
 static int members_query(sd_req *req, sd_reply *rep, members_q *q) {
-  if (query_int(sd_req_query(req, "limit"), 1, MEMBERS_MAX, MEMBERS_DEFAULT,
+  if (h_query_int(sd_req_query(req, "limit"), 1, MEMBERS_MAX, MEMBERS_DEFAULT,
                 &q->limit) < 0)
     return sd_reply_error(rep, SD_EINVAL, "limit must be an integer 1..1000",
                           NULL);
-  if (query_int(sd_req_query(req, "cursor"), 0, INT64_MAX, 0, &q->after) < 0)
+  if (h_query_int(sd_req_query(req, "cursor"), 0, INT64_MAX, 0, &q->after) < 0)
     return sd_reply_error(rep, SD_EINVAL,
                           "cursor must be a next_cursor of this route", NULL);
   return 0;
@@ -489,7 +472,7 @@ int h_map(sd_req *req, sd_reply *rep) {
   const sd_snap_space *sp = h_space(req, rep, &snap);
   if (!sp) return SD_ENOTFOUND;
   long long limit;
-  if (query_int(sd_req_query(req, "limit"), 1, MAP_MAX, MAP_DEFAULT, &limit) <
+  if (h_query_int(sd_req_query(req, "limit"), 1, MAP_MAX, MAP_DEFAULT, &limit) <
       0) {
     sd_snapshot_release(snap);
     return sd_reply_error(rep, SD_EINVAL, "limit must be an integer 1..10000",

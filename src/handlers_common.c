@@ -6,6 +6,7 @@
 #include "segmentd/timeutil.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,4 +71,21 @@ void h_rank(const sd_snap_space *sp, const float *x, float *sims, int *best,
 json_t *h_cluster_ref(const sd_snap_space *sp, int i, float sim) {
   return json_pack("{s:I,s:s,s:f}", "id", (json_int_t)sp->clusters[i].id,
                    "label", sp->clusters[i].label, "similarity", (double)sim);
+}
+
+/* Parses an optional query value of decimal digits in [lo, hi] (dflt when
+ * absent). 0, or -1 when present but not such a number. */
+int h_query_int(const char *s, long long lo, long long hi,
+                     long long dflt, long long *out) {
+  if (!s) {
+    *out = dflt;
+    return 0;
+  }
+  size_t n = strlen(s);
+  if (n == 0 || n > 19 || strspn(s, "0123456789") != n) return -1;
+  errno = 0;
+  long long v = strtoll(s, NULL, 10);
+  if (errno || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
 }

@@ -97,7 +97,7 @@ int h_recluster(sd_req *req, sd_reply *rep) {
   int space = space_index(req->params[0]), wait = 0;
   if (space < 0)
     return sd_reply_error(rep, SD_ENOTFOUND, "no such space (intents | segments)", NULL);
-  sd_recluster_req rr = {space, SD_ALGO_KMEANS, 0, space == SD_SPACE_INTENTS, 0x5e9d};
+  sd_recluster_req rr = {space, SD_ALGO_KMEANS, 0, space == SD_SPACE_INTENTS, 0x5e9d, 0};
   int rc = recluster_body(req, rep, &rr, &wait);
   if (rc < 0) return rc;
   if (wait) {

@@ -21,6 +21,8 @@ static const route routes[] = {
     {"GET", "/readyz", h_readyz},
     {"GET", "/v1/info", h_info},
     {"GET", "/metrics", h_metrics},
+    {"GET", "/v1/drift", h_drift},
+    {"GET", "/v1/alerts", h_alerts},
     {"POST", "/v1/events", h_events},
     {"POST", "/v1/texts", h_texts},
     {"GET", "/v1/users/{}", h_user},

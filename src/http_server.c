@@ -26,9 +26,7 @@
 struct sd_http {
   struct MHD_Daemon *d;
   const sd_config *cfg;
-  sd_core *core;
-  struct sd_maint *maint;
-  struct sd_embedq *embedq;
+  sd_services svc;
   int port;
 };
 
@@ -128,7 +126,7 @@ static int is_json(const char *ct) {
 static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
                      const char *url, const char *method) {
   sd_req req = {.method = method, .path = url, .body = r->body,
-                .body_len = r->len, .core = h->core, .cfg = h->cfg,
+                .body_len = r->len, .core = h->svc.core, .cfg = h->cfg,
                 .conn = conn};
   if (r->too_large) {
     sd_reply_error(&r->rep, SD_ETOOLARGE, "request body exceeds the limit",
@@ -141,9 +139,11 @@ static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
     sd_reply_error(&r->rep, SD_ENOTREADY, "starting up", NULL);
     return;
   }
-  req.core = h->core; /* set before the ready flag */
-  req.maint = h->maint;
-  req.embedq = h->embedq;
+  req.core = h->svc.core; /* set before the ready flag */
+  req.maint = h->svc.maint;
+  req.embedq = h->svc.embedq;
+  req.watch = h->svc.watch;
+  req.notify = h->svc.notify;
   const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_TYPE);
   if (r->len > 0 && !is_json(ct)) {
@@ -187,7 +187,7 @@ static enum MHD_Result start_job(sd_http *h, conn_req *r,
   job->ud = r;
   r->state = RS_WAITING;
   MHD_suspend_connection(conn);
-  int rc = sd_core_submit(h->core, job);
+  int rc = sd_core_submit(h->svc.core, job);
   if (rc < 0) {
     job->rc = rc;
     h_ingest_done(job, &r->rep); /* the error reply; frees the batch */
@@ -298,7 +298,7 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
     return SD_ENOMEM;
   }
   h->cfg = cfg;
-  h->core = core;
+  h->svc.core = core;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
@@ -341,9 +341,6 @@ void sd_http_stop(sd_http *h) {
 
 int sd_http_port(const sd_http *h) { return h->port; }
 
-void sd_http_set_core(sd_http *h, sd_core *core, struct sd_maint *maint,
-                      struct sd_embedq *embedq) {
-  h->core = core;
-  h->maint = maint;
-  h->embedq = embedq;
+void sd_http_set_services(sd_http *h, const sd_services *svc) {
+  h->svc = *svc;
 }

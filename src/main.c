@@ -14,6 +14,8 @@
 #include "segmentd/http.h"
 #include "segmentd/log.h"
 #include "segmentd/maint.h"
+#include "segmentd/notify.h"
+#include "segmentd/watch.h"
 #include "segmentd/reembed.h"
 
 #include <cblas.h>
@@ -30,6 +32,8 @@ static int serve(const sd_config *cfg) {
   sd_core *core = NULL;
   sd_maint *maint = NULL;
   sd_embedq *embedq = NULL;
+  sd_notify *notify = NULL;
+  sd_watch *watch = NULL;
   int lock = -1;
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -41,9 +45,13 @@ static int serve(const sd_config *cfg) {
       sd_http_start(cfg, NULL, &http, msg, sizeof(msg)) < 0 ||
       sd_core_start(cfg, &core, msg, sizeof(msg)) < 0 ||
       sd_maint_start(cfg, core, &maint) < 0 ||
-      sd_embedq_start(cfg, core, &embedq, msg, sizeof(msg)) < 0) {
+      sd_embedq_start(cfg, core, &embedq, msg, sizeof(msg)) < 0 ||
+      sd_notify_start(cfg, core, &notify, msg, sizeof(msg)) < 0 ||
+      sd_watch_new(cfg, core, maint, notify, &watch, msg, sizeof(msg)) < 0) {
     sd_log_error("%s", msg[0] ? msg : "start failed");
     sd_http_stop(http);
+    sd_notify_free(notify);
+    sd_embedq_free(embedq);
     sd_maint_stop(maint);
     sd_core_stop(core);
     sd_maint_free(maint);
@@ -52,7 +60,9 @@ static int serve(const sd_config *cfg) {
     return 1;
   }
   sd_core_set_maint(core, maint);
-  sd_http_set_core(http, core, maint, embedq);
+  sd_maint_set_tick(maint, sd_watch_tick, watch);
+  sd_services svc = {core, maint, embedq, watch, notify};
+  sd_http_set_services(http, &svc);
   sd_http_set_ready(1);
   sd_log_info("segmentd %s serving on %s (port %d), database %s%s", SD_VERSION,
               cfg->listen, sd_http_port(http), cfg->db,
@@ -62,11 +72,14 @@ static int serve(const sd_config *cfg) {
   sd_log_info("signal %d: draining and stopping", sig);
   sd_http_quiesce(http);
   sd_embedq_stop(embedq); /* before the core: it waits for its writer jobs */
+  sd_notify_stop(notify); /* likewise */
   sd_maint_stop(maint);   /* after the running job; queued ones fail */
   sd_core_stop(core);
   sd_http_stop(http);
   sd_embedq_free(embedq);
-  sd_maint_free(maint);
+  sd_notify_free(notify);
+  sd_maint_free(maint); /* its tick used the watch: freed after it */
+  sd_watch_free(watch);
   sd_core_free(core);
   sd_db_unlock(lock);
   sd_log_info("stopped cleanly");

@@ -50,6 +50,8 @@ struct sd_maint {
   int stopping, running;
   pthread_t th;
   int64_t mix_at; /* when the segment x intent mix was last counted */
+  void (*tick)(void *ud, int64_t now); /* e.g. the drift checks */
+  void *tick_ud;
 };
 
 static mjob *job_find(sd_maint *m, int64_t id) {
@@ -67,7 +69,8 @@ static mjob *job_next_queued(sd_maint *m) {
 
 static int req_equal(const sd_recluster_req *a, const sd_recluster_req *b) {
   return a->space == b->space && a->algo == b->algo && a->k == b->k &&
-         a->refit_encoder == b->refit_encoder && a->seed == b->seed;
+         a->refit_encoder == b->refit_encoder && a->seed == b->seed &&
+         a->cause_alert == b->cause_alert;
 }
 
 int sd_maint_submit(sd_maint *m, const sd_recluster_req *req,
@@ -248,6 +251,11 @@ static void count_mix(sd_maint *m) {
 }
 
 static void schedule(sd_maint *m) {
+  pthread_mutex_lock(&m->mu);
+  void (*tick)(void *, int64_t) = m->tick;
+  void *tick_ud = m->tick_ud;
+  pthread_mutex_unlock(&m->mu);
+  if (tick) tick(tick_ud, sd_now_ms());
   sd_snapshot *snap = sd_snapshot_acquire();
   if (!snap) return;
   int64_t now = sd_now_ms(), id;
@@ -265,7 +273,7 @@ static void schedule(sd_maint *m) {
                         (1.0 + m->cfg->recluster_growth) * (double)sp->points_at_train)))
       continue;
     sd_recluster_req req = {s, SD_ALGO_KMEANS, (int)m->cfg->k,
-                            s == SD_SPACE_INTENTS, 0x5e9d};
+                            s == SD_SPACE_INTENTS, 0x5e9d, 0};
     if (sd_maint_submit(m, &req, NULL, NULL, &id) == 0)
       sd_log_info("scheduled re-cluster of %s (job %lld)", sp->name, (long long)id);
   }
@@ -343,4 +351,12 @@ void sd_maint_free(sd_maint *m) {
   pthread_mutex_destroy(&m->mu);
   pthread_cond_destroy(&m->cv);
   free(m);
+}
+
+void sd_maint_set_tick(sd_maint *m, void (*fn)(void *ud, int64_t now),
+                       void *ud) {
+  pthread_mutex_lock(&m->mu);
+  m->tick = fn;
+  m->tick_ud = ud;
+  pthread_mutex_unlock(&m->mu);
 }

@@ -44,6 +44,9 @@ void sd_proposal_free(sd_proposal *p) {
   free(p->centroids);
   free(p->ids);
   free(p->weights);
+  free(p->ref_x);
+  free(p->ref_label);
+  free(p->ref_sim);
   json_decref(p->quality);
   sd_proj_unref(p->proj);
   for (int i = 0; i < p->n_events; i++) {
@@ -322,6 +325,29 @@ static int proposal_fill(const rc_points *p, const rc_fit *f,
   return 0;
 }
 
+/* The drift reference: labelled sample points, evenly spread. */
+static int proposal_reference(const sd_config *cfg, const rc_points *p,
+                              const rc_fit *f, sd_proposal *out) {
+  size_t labelled = 0, cap = (size_t)cfg->drift_sample, dim = (size_t)p->dim;
+  for (size_t i = 0; i < p->n; i++) labelled += f->labels[i] >= 0;
+  size_t n = labelled < cap ? labelled : cap;
+  out->ref_x = malloc(sizeof(float) * (n ? n : 1) * dim);
+  out->ref_label = malloc(sizeof(int32_t) * (n ? n : 1));
+  out->ref_sim = malloc(sizeof(float) * (n ? n : 1));
+  if (!out->ref_x || !out->ref_label || !out->ref_sim) return SD_ENOMEM;
+  size_t seen = 0;
+  for (size_t i = 0; i < p->n && out->ref_n < n; i++) {
+    if (f->labels[i] < 0) continue;
+    if (seen++ * n / labelled != out->ref_n) continue; /* every labelled/n-th */
+    const float *x = p->x + i * dim;
+    memcpy(out->ref_x + out->ref_n * dim, x, sizeof(float) * dim);
+    out->ref_label[out->ref_n] = f->labels[i];
+    out->ref_sim[out->ref_n++] = cblas_sdot(
+        p->dim, x, 1, f->centroids + (size_t)f->labels[i] * dim, 1);
+  }
+  return 0;
+}
+
 static int run_points(const sd_config *cfg, const sd_encoder *enc,
                       const sd_recluster_req *req, const sd_live_model *live,
                       rc_points *p, sd_proposal *out) {
@@ -348,6 +374,7 @@ int sd_recluster_run(const sd_config *cfg, const sd_encoder *enc,
   memset(out, 0, sizeof(*out));
   out->space = req->space;
   out->algo = req->algo;
+  out->cause_alert = req->cause_alert;
   out->quality = json_object();
   int rc = out->quality ? run_points(cfg, enc, req, live, &p, out) : SD_ENOMEM;
   if (rc == 0 && (p.n < 2 || (req->k && (size_t)req->k > p.n))) {
@@ -364,6 +391,7 @@ int sd_recluster_run(const sd_config *cfg, const sd_encoder *enc,
   if (rc == 0) rc = rc_quality(cfg, req, &p, &f, out->quality, stab);
   if (rc == 0) rc = rc_match(cfg, live, &p, &f, out);
   if (rc == 0) rc = proposal_fill(&p, &f, cfg->stability_runs ? stab : NULL, out);
+  if (rc == 0) rc = proposal_reference(cfg, &p, &f, out);
   if (rc < 0 && !msg[0])
     snprintf(msg, msglen, "re-clustering failed: %s", sd_err_message(rc));
   free(stab);

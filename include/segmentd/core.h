@@ -115,9 +115,17 @@ int sd_core_remote(const sd_core *c);
  * segments re-cluster that follows an encoder refit. */
 void sd_core_set_maint(sd_core *c, struct sd_maint *m);
 
+/* Runs fn(c, arg) on the writer in its own transaction (committed when fn
+ * returns 0, rolled back otherwise) and waits for it; jobs of this kind
+ * are not bounded by --queue-max. fn's result, or SD_ESHUTDOWN. */
+int sd_core_run(sd_core *c, int (*fn)(sd_core *c, void *arg), void *arg);
+
 /* The writer's connection: only for a job's fn, which runs on the writer
  * inside its transaction. */
 struct sd_store *sd_core_db(sd_core *c);
+
+/* The drift windows (drift.h), owned by the core. */
+struct sd_drift *sd_core_drift(sd_core *c);
 
 /* Read-side accessors (any thread). */
 const sd_encoder *sd_core_encoder(const sd_core *c);

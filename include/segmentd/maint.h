@@ -39,6 +39,11 @@ void sd_maint_free(sd_maint *m);
 int sd_maint_submit(sd_maint *m, const sd_recluster_req *req,
                     sd_maint_done done, void *ud, int64_t *job_id);
 
+/* fn(ud, now) runs on the maintenance thread at each idle tick (every
+ * MAINT_TICK_MS), before the scheduled re-clusters; NULL removes it. */
+void sd_maint_set_tick(sd_maint *m, void (*fn)(void *ud, int64_t now),
+                       void *ud);
+
 /* Status of a job as JSON (new reference), or NULL if unknown. */
 json_t *sd_maint_job_json(sd_maint *m, int64_t job_id);
 

@@ -38,6 +38,7 @@ typedef struct {
   int k;               /* 0 = choose by silhouette */
   int refit_encoder;   /* intents + built-in embedder: refit LSA first */
   uint64_t seed;
+  int64_t cause_alert; /* the drift alert that asked for it, or 0 */
 } sd_recluster_req;
 
 /* What the live model looked like when the job started. */
@@ -72,6 +73,13 @@ typedef struct sd_proposal {
   int n_events;
   int32_t next_id;
   int64_t duration_ms;
+  /* drift reference: up to --drift-sample points of the sample, evenly
+   * spread, with their cluster (row of centroids) and cosine to it */
+  int64_t cause_alert; /* from the request */
+  float *ref_x;
+  int32_t *ref_label;
+  float *ref_sim;
+  size_t ref_n;
 } sd_proposal;
 
 void sd_proposal_free(sd_proposal *p);

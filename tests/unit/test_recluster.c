@@ -71,7 +71,7 @@ static void test_families(void) {
   int32_t truth[6 * PER];
   planted(&p, 6, 0.25, truth);
   for (int a = 0; a < 3; a++) {
-    sd_recluster_req req = {SD_SPACE_INTENTS, (sd_algo)a, a == SD_ALGO_DENSITY ? 0 : 6, 0, 7};
+    sd_recluster_req req = {SD_SPACE_INTENTS, (sd_algo)a, a == SD_ALGO_DENSITY ? 0 : 6, 0, 7, 0};
     rc_fit f = {0};
     json_t *q = json_object();
     CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
@@ -97,7 +97,7 @@ static void test_choose_k(void) {
     int32_t truth[8 * PER];
     planted(&p, k, 0.2, truth);
     for (int a = 0; a < 2; a++) { /* kmeans, hierarchical */
-      sd_recluster_req req = {SD_SPACE_INTENTS, (sd_algo)a, 0, 0, 11};
+      sd_recluster_req req = {SD_SPACE_INTENTS, (sd_algo)a, 0, 0, 11, 0};
       rc_fit f = {0};
       json_t *q = json_object();
       CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
@@ -123,7 +123,7 @@ static void test_match(void) {
   rc_points p = {0};
   int32_t truth[6 * PER];
   planted(&p, 6, 0.25, truth);
-  sd_recluster_req req = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 6, 0, 3};
+  sd_recluster_req req = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 6, 0, 3, 0};
   rc_fit f = {0};
   json_t *q = json_object();
   CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
@@ -160,7 +160,7 @@ static void test_first_model(void) {
   rc_points p = {0};
   int32_t truth[3 * PER];
   planted(&p, 3, 0.25, truth);
-  sd_recluster_req req = {SD_SPACE_SEGMENTS, SD_ALGO_KMEANS, 3, 0, 5};
+  sd_recluster_req req = {SD_SPACE_SEGMENTS, SD_ALGO_KMEANS, 3, 0, 5, 0};
   rc_fit f = {0};
   sd_proposal out = {0};
   out.quality = json_object();
@@ -181,14 +181,14 @@ static void test_warm_start(void) {
   rc_points p = {0};
   int32_t truth[8 * PER];
   planted(&p, 8, 0.45, truth); /* overlapping: fresh fits differ */
-  sd_recluster_req req = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 8, 0, 1};
+  sd_recluster_req req = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 8, 0, 1, 0};
   rc_fit f = {0};
   json_t *q = json_object();
   CHECK_INT(rc_fit_model(&cfg, &req, NULL, &p, &f, q), 0);
   int32_t ids[8] = {10, 11, 12, 13, 14, 15, 16, 17};
   for (size_t i = 0; i < p.n; i++) p.old_id[i] = ids[f.labels[i]];
   sd_live_model live = {1, 8, 1, ids, 18, NULL, 0, NULL};
-  sd_recluster_req again = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 8, 0, 99};
+  sd_recluster_req again = {SD_SPACE_INTENTS, SD_ALGO_KMEANS, 8, 0, 99, 0};
   rc_fit g = {0};
   json_t *q2 = json_object();
   CHECK_INT(rc_fit_model(&cfg, &again, &live, &p, &g, q2), 0);

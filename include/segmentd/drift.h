@@ -1,0 +1,105 @@
+/*
+ * drift.h -- windows and detectors of drift, per space.
+ *
+ * Owns, per space: the reference of the live model (a bounded sample of
+ * the points it was trained on, with their clusters and similarities, the
+ * cluster counts over the whole training sample, and the centroids), the
+ * current window (the latest --drift-window assignments of new or updated
+ * entities: vectors, clusters, similarities), the outlier buffer (recent
+ * points less similar to their cluster than its --outlier-quantile radius,
+ * with ids and texts), and the detectors that compare them:
+ *   distribution_drift  MMD with an RBF kernel and a permutation p-value
+ *                       between the reference sample and the points new
+ *                       since the last check (method "mmd"); population
+ *                       stability index of cluster shares (method "psi")
+ *   centroid_shift      1 - cosine of a cluster's window mean to its
+ *                       reference centroid
+ *   share_shift         relative change of a cluster's share, when a
+ *                       two-proportion z-test also finds it significant
+ *   cohesion_drop       fall of the mean similarity to the centroid
+ *   vanishing_cluster   window share below --vanish-floor x reference
+ *   emerging_cluster    a dense group (HDBSCAN-style) of outliers of at
+ *                       least --emerging-min-size points
+ * Thresholds and their sources are in config.c and the README.
+ *
+ * Threads: sd_drift_observe and sd_drift_set_reference come from the core
+ * writer; sd_drift_run from the maintenance thread or an HTTP thread
+ * (checks of one space run one at a time). A mutex guards the windows; a
+ * check copies what it needs and computes outside it. Memory: the drift
+ * object is owned by the core; a report is freed with
+ * sd_drift_report_free.
+ */
+#ifndef SEGMENTD_DRIFT_H
+#define SEGMENTD_DRIFT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segmentd/config.h"
+
+typedef struct sd_drift sd_drift;
+
+enum { SD_SEV_NONE, SD_SEV_INFO, SD_SEV_WARNING, SD_SEV_CRITICAL };
+
+/* The model a space's reference belongs to (copied in). */
+typedef struct {
+  int64_t version;
+  int k, dim;
+  const int32_t *ids;       /* k cluster ids */
+  const float *centroids;   /* k x dim, unit rows */
+  const float *counts;      /* k: training-sample members per cluster */
+  const float *x;           /* n x dim reference sample (unit rows) */
+  const int32_t *label;     /* n: row index into ids */
+  const float *sim;         /* n: cosine to its centroid */
+  size_t n;
+} sd_drift_ref;
+
+/* One check's outcome. Per-cluster kinds carry the cluster id. */
+typedef struct {
+  char kind[24];     /* distribution_drift | centroid_shift | ... */
+  char method[16];   /* mmd | psi | cosine | share_z | cohesion | floor |
+                        density */
+  int64_t cluster;   /* cluster id, or -1 */
+  double value, threshold;
+  int evaluated;     /* 0: not enough data (value and drifted are 0) */
+  int drifted;
+  int severity;      /* SD_SEV_* when drifted */
+  char message[320];
+  float *centroid;   /* emerging_cluster: its centroid (dim floats, owned) */
+  json_t *detail;    /* extra figures (owned), or NULL */
+} sd_drift_check;
+
+typedef struct {
+  int space;
+  int64_t version;   /* model the checks ran against (0: none yet) */
+  int64_t checked_at;
+  int64_t window_points, new_points; /* in the window, since last check */
+  sd_drift_check *checks;
+  size_t n;
+  int dim;
+} sd_drift_report;
+
+sd_drift *sd_drift_new(const sd_config *cfg, const int dims[2]);
+void sd_drift_free(sd_drift *d);
+
+/* A new model of space: its reference replaces the old one, and the
+ * window and outliers start afresh. 0 or SD_ENOMEM. */
+int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *ref);
+
+/* One entity of space assigned (cluster index idx of model version, with
+ * similarity sim, unit vector x of the space's dimension). id and text
+ * (texts only; may be NULL) are kept when the point is an outlier. */
+void sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
+                      float sim, const float *x, const char *id,
+                      const char *text, size_t len);
+
+/* Runs every detector of space on the data so far; the window's "new
+ * points" restart. 0 or a negative sd_err. */
+int sd_drift_run(sd_drift *d, int space, sd_drift_report *out);
+void sd_drift_report_free(sd_drift_report *r);
+
+/* The report as JSON (API.md's "checks"), a new reference. */
+json_t *sd_drift_report_json(const sd_drift_report *r);
+
+#endif

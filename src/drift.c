@@ -1,0 +1,206 @@
+/*
+ * drift.c -- the reference, the current window and the outlier buffer of
+ * each space (drift.h); the detectors are in drift_detect.c.
+ *
+ * The window is a ring of the latest --drift-window assignments (vector,
+ * cluster index, similarity). An assignment whose similarity is below its
+ * cluster's radius (the --outlier-quantile of the reference members'
+ * similarities) also enters the outlier ring, with the entity's id and
+ * text. Everything is reset when a new model's reference arrives, since
+ * cluster indexes and the vector space may have changed.
+ */
+#include "drift_int.h"
+
+#include "segmentd/drift_stats.h"
+#include "segmentd/err.h"
+#include "segmentd/snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OUTLIER_CAP 2000
+
+static void ref_free(drift_ref *r) {
+  free(r->ids);
+  free(r->centroids);
+  free(r->counts);
+  free(r->x);
+  free(r->label);
+  free(r->sim);
+  free(r->radius);
+  free(r->cohesion);
+  memset(r, 0, sizeof(*r));
+}
+
+static void outliers_clear(drift_space *s) {
+  for (size_t i = 0; i < s->out_n; i++) {
+    free(s->out_id[i]);
+    free(s->out_text[i]);
+    s->out_id[i] = s->out_text[i] = NULL;
+  }
+  s->out_n = s->out_pos = 0;
+}
+
+static void space_free(drift_space *s) {
+  ref_free(&s->ref);
+  outliers_clear(s);
+  free(s->win_x);
+  free(s->win_label);
+  free(s->win_sim);
+  free(s->out_x);
+  free(s->out_id);
+  free(s->out_text);
+  free(s->out_len);
+  pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->check_mu);
+}
+
+static int space_init(drift_space *s, const sd_config *cfg, int dim) {
+  size_t w = (size_t)cfg->drift_window;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->check_mu, NULL);
+  s->dim = dim;
+  s->win_cap = w;
+  s->out_cap = OUTLIER_CAP;
+  s->win_x = malloc(sizeof(float) * w * (size_t)dim);
+  s->win_label = malloc(sizeof(int32_t) * w);
+  s->win_sim = malloc(sizeof(float) * w);
+  s->out_x = malloc(sizeof(float) * OUTLIER_CAP * (size_t)dim);
+  s->out_id = calloc(OUTLIER_CAP, sizeof(char *));
+  s->out_text = calloc(OUTLIER_CAP, sizeof(char *));
+  s->out_len = calloc(OUTLIER_CAP, sizeof(size_t));
+  return s->win_x && s->win_label && s->win_sim && s->out_x && s->out_id &&
+                 s->out_text && s->out_len
+             ? 0
+             : SD_ENOMEM;
+}
+
+sd_drift *sd_drift_new(const sd_config *cfg, const int dims[2]) {
+  sd_drift *d = calloc(1, sizeof(*d));
+  if (!d) return NULL;
+  d->cfg = cfg;
+  for (int s = 0; s < DRIFT_SPACES; s++) {
+    d->spaces[s].index = s;
+    if (space_init(&d->spaces[s], cfg, dims[s]) < 0) {
+      sd_drift_free(d);
+      return NULL;
+    }
+  }
+  return d;
+}
+
+void sd_drift_free(sd_drift *d) {
+  if (!d) return;
+  for (int s = 0; s < DRIFT_SPACES; s++) space_free(&d->spaces[s]);
+  free(d);
+}
+
+/* ---- the reference ---- */
+
+/* Per cluster: the radius (outlier quantile of its members' similarities;
+ * the pooled quantile for clusters with few sampled members) and the mean
+ * similarity. */
+static int ref_radii(drift_ref *r, double q) {
+  float *buf = malloc(sizeof(float) * (r->n ? r->n : 1));
+  if (!buf) return SD_ENOMEM;
+  memcpy(buf, r->sim, sizeof(float) * r->n);
+  float pooled = r->n ? sd_quantile(buf, r->n, q) : -1.0f;
+  for (int c = 0; c < r->k; c++) {
+    size_t m = 0;
+    double sum = 0;
+    for (size_t i = 0; i < r->n; i++)
+      if (r->label[i] == c) buf[m++] = r->sim[i], sum += r->sim[i];
+    r->cohesion[c] = m ? (float)(sum / (double)m) : 0;
+    r->radius[c] = m >= DRIFT_MIN_RADIUS_MEMBERS ? sd_quantile(buf, m, q) : pooled;
+  }
+  free(buf);
+  return 0;
+}
+
+static int ref_copy(drift_ref *r, const sd_drift_ref *in, double q) {
+  size_t k = (size_t)in->k, n = in->n, dim = (size_t)in->dim;
+  r->version = in->version;
+  r->k = in->k;
+  r->n = n;
+  r->ids = malloc(sizeof(int32_t) * k);
+  r->centroids = malloc(sizeof(float) * k * dim);
+  r->counts = malloc(sizeof(double) * k);
+  r->x = malloc(sizeof(float) * (n ? n : 1) * dim);
+  r->label = malloc(sizeof(int32_t) * (n ? n : 1));
+  r->sim = malloc(sizeof(float) * (n ? n : 1));
+  r->radius = malloc(sizeof(float) * k);
+  r->cohesion = malloc(sizeof(float) * k);
+  if (!r->ids || !r->centroids || !r->counts || !r->x || !r->label ||
+      !r->sim || !r->radius || !r->cohesion)
+    return SD_ENOMEM;
+  memcpy(r->ids, in->ids, sizeof(int32_t) * k);
+  memcpy(r->centroids, in->centroids, sizeof(float) * k * dim);
+  for (size_t c = 0; c < k; c++) r->counts[c] = in->counts[c];
+  memcpy(r->x, in->x, sizeof(float) * n * dim);
+  memcpy(r->label, in->label, sizeof(int32_t) * n);
+  memcpy(r->sim, in->sim, sizeof(float) * n);
+  return ref_radii(r, q);
+}
+
+int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *in) {
+  drift_space *s = &d->spaces[space];
+  if (in->dim != s->dim || in->k < 1) return SD_EINVAL;
+  drift_ref r = {0};
+  int rc = ref_copy(&r, in, d->cfg->outlier_quantile);
+  if (rc < 0) {
+    ref_free(&r);
+    return rc;
+  }
+  pthread_mutex_lock(&s->mu);
+  ref_free(&s->ref);
+  s->ref = r;
+  s->win_n = s->win_pos = 0;
+  s->new_points = 0;
+  outliers_clear(s);
+  s->mmd_streak = 0;
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+/* ---- observations ---- */
+
+static char *dup_n(const char *s, size_t len) {
+  char *p = s ? malloc(len + 1) : NULL;
+  if (p) {
+    memcpy(p, s, len);
+    p[len] = 0;
+  }
+  return p;
+}
+
+static void outlier_add(drift_space *s, const float *x, const char *id,
+                        const char *text, size_t len) {
+  size_t i = s->out_pos;
+  free(s->out_id[i]);
+  free(s->out_text[i]);
+  memcpy(s->out_x + i * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
+  s->out_id[i] = id ? dup_n(id, strlen(id)) : NULL;
+  s->out_text[i] = dup_n(text, len);
+  s->out_len[i] = s->out_text[i] ? len : 0;
+  s->out_pos = (s->out_pos + 1) % s->out_cap;
+  if (s->out_n < s->out_cap) s->out_n++;
+}
+
+void sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
+                      float sim, const float *x, const char *id,
+                      const char *text, size_t len) {
+  if (!d) return;
+  drift_space *s = &d->spaces[space];
+  pthread_mutex_lock(&s->mu);
+  if (s->ref.version == version && idx >= 0 && idx < s->ref.k) {
+    size_t i = s->win_pos;
+    memcpy(s->win_x + i * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
+    s->win_label[i] = idx;
+    s->win_sim[i] = sim;
+    s->win_pos = (s->win_pos + 1) % s->win_cap;
+    if (s->win_n < s->win_cap) s->win_n++;
+    s->new_points++;
+    if (sim < s->ref.radius[idx]) outlier_add(s, x, id, text, len);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
