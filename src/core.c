@@ -24,7 +24,8 @@ static int core_run_fn(sd_core *c, sd_job *job) {
     sd_store_exec(c->db, "ROLLBACK");
     return rc;
   }
-  if (core_publish(c) < 0) sd_log_error("publishing a snapshot failed");
+  if (!job->quiet && core_publish(c) < 0)
+    sd_log_error("publishing a snapshot failed");
   return 0;
 }
 
@@ -138,11 +139,13 @@ int sd_core_install(sd_core *c, struct sd_proposal *p, json_t **summary,
   return rc;
 }
 
-int sd_core_run(sd_core *c, int (*fn)(sd_core *c, void *arg), void *arg) {
+int sd_core_run(sd_core *c, int (*fn)(sd_core *c, void *arg), void *arg,
+                int quiet) {
   sd_job job;
   memset(&job, 0, sizeof(job));
   job.fn = fn;
   job.fn_arg = arg;
+  job.quiet = quiet;
   return core_submit_wait(c, &job);
 }
 
@@ -248,6 +251,8 @@ int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
   if (rc == 0 && !(c->drift = sd_drift_new(cfg, dims))) rc = SD_ENOMEM;
   if (rc == 0) rc = core_open(c, msg, msglen);
   if (rc == 0) rc = core_load(c, msg, msglen);
+  if (rc == 0 && (rc = core_sync_start(c)) < 0)
+    snprintf(msg, msglen, "queueing the segments snapshot failed");
   if (rc == 0) rc = core_publish(c);
   if (rc == 0 && pthread_create(&c->thread, NULL, core_main, c) != 0) {
     snprintf(msg, msglen, "cannot start the writer thread");

@@ -225,6 +225,10 @@ int sd_core_op_erase(sd_core *c, void *arg) {
     rc = audit(c, "user_erased", target, json_pack("{s:I,s:I}", "events",
                (json_int_t)op->events, "texts", (json_int_t)op->texts));
   }
+  if (rc == 0 && had_user == 1 && ucluster >= 0) { /* leaves its segment */
+    const int64_t none = -1;
+    rc = core_sync_diff(c, &ucluster, &none, &op->user_id, 1, "erased");
+  }
   if (rc == 0 && op->found)
     forget(c, op->user_id, t, n, had_user, ucluster, usim, uvec);
   erased_free(t, n);

@@ -136,6 +136,11 @@ int sd_core_op_embed_failed(sd_core *c, void *arg) {
   return 0;
 }
 
+void sd_core_on_outbox(sd_core *c, void (*fn)(void *ud), void *ud) {
+  c->on_outbox = fn;
+  c->on_outbox_ud = ud;
+}
+
 void sd_core_on_pending(sd_core *c, void (*fn)(void *ud), void *ud) {
   c->on_pending = fn;
   c->on_pending_ud = ud;

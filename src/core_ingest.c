@@ -447,6 +447,28 @@ static int user_put(sd_core *c, user_slot *u, int64_t now) {
   return sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
 }
 
+/* Users who entered or left a segment in this group, for the segments
+ * webhook stream. */
+static int group_sync(sd_core *c, const group *g) {
+  const sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
+  size_t n = g->users.n;
+  if (!c->cfg->segments_webhook_url || !seg->has_model || n == 0) return 0;
+  int64_t *from = malloc(sizeof(int64_t) * n), *to = malloc(sizeof(int64_t) * n);
+  const char **users = malloc(sizeof(char *) * n);
+  int rc = from && to && users ? 0 : SD_ENOMEM;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const user_slot *u = &g->users.slots[i];
+    from[i] = u->old_idx >= 0 ? seg->ids[u->old_idx] : -1;
+    to[i] = u->idx >= 0 ? seg->ids[u->idx] : -1;
+    users[i] = u->user_id;
+  }
+  if (rc == 0) rc = core_sync_diff(c, from, to, users, n, NULL);
+  free(from);
+  free(to);
+  free((void *)users);
+  return rc;
+}
+
 /* ---- the group ---- */
 
 static int group_store(sd_core *c, group *g, sd_job **jobs, int n) {
@@ -462,7 +484,7 @@ static int group_store(sd_core *c, group *g, sd_job **jobs, int n) {
   }
   for (size_t i = 0; i < g->users.n && rc == 0; i++)
     rc = user_put(c, &g->users.slots[i], g->now);
-  return rc;
+  return rc == 0 ? group_sync(c, g) : rc;
 }
 
 /* After COMMIT: members, representatives, terms and centroids move. */
@@ -502,6 +524,7 @@ static int group_alloc(sd_core *c, group *g, sd_job **jobs, int n) {
 
 static void group_finish(sd_core *c, const group *g) {
   core_beh_idf(c);
+  if (c->on_outbox && c->cfg->segments_webhook_url) c->on_outbox(c->on_outbox_ud);
   core_embed_committed(c, g->queued, g->embedded);
   core_request_first_models(c);
   int64_t now = sd_now_ms();

@@ -47,6 +47,8 @@ struct sd_core {
   _Atomic int64_t failed;      /* queued texts the embedder rejected */
   int reembed;                 /* a re-embed runs: re-cluster once drained */
   struct sd_drift *drift;      /* windows and references of drift checks */
+  void (*on_outbox)(void *ud); /* told after a group commit (webhooks) */
+  void *on_outbox_ud;
   void (*on_pending)(void *ud);/* told after a commit that queued texts */
   void *on_pending_ud;
   sd_proj *proj;               /* projection new texts are embedded with */
@@ -92,6 +94,13 @@ void core_drift_observe_text(sd_core *c, int idx, float sim, const float *x,
                              const char *id, const char *text, size_t len);
 void core_drift_observe_user(sd_core *c, int idx, float sim, const float *x,
                              const char *id);
+
+/* core_sync.c: the segments webhook stream (a snapshot, then diffs), each
+ * event added inside the transaction of its change. */
+int core_sync_snapshot(sd_core *c, int64_t version);
+int core_sync_start(sd_core *c); /* a snapshot if the model changed */
+int core_sync_diff(sd_core *c, const int64_t *from, const int64_t *to,
+                   const char *const *users, size_t n, const char *reason);
 
 /* core_model.c */
 int core_load(sd_core *c, char *msg, size_t msglen);

@@ -282,6 +282,8 @@ void core_reassign_step(sd_core *c) {
     }
     r->active = more;
     rc = save_state(c);
+    if (rc == 0 && !more && r->space == SD_SPACE_SEGMENTS)
+      rc = core_sync_snapshot(c, r->version); /* every user is moved */
   }
   if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
   if (rc < 0) {

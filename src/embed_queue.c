@@ -323,6 +323,7 @@ static void job_build_fail(eq_batch *b, const char *why) {
   if (b->seqs) b->seqs[0] = b->items[0].seq;
   b->job.fn = sd_core_op_embed_failed;
   b->job.fn_arg = &b->fail;
+  b->job.quiet = 1;
 }
 
 /* Submits b's job; a full writer queue sends it back to wait a little. */

@@ -62,7 +62,9 @@ int h_info(sd_req *req, sd_reply *rep) {
 int h_metrics(sd_req *req, sd_reply *rep) {
   char *text;
   size_t len;
-  int rc = sd_metrics_render(req->core, req->embedq, &text, &len);
+  sd_services svc = {req->core, req->maint, req->embedq, req->watch,
+                     req->notify};
+  int rc = sd_metrics_render(&svc, &text, &len);
   if (rc < 0) return sd_reply_error(rep, rc, NULL, NULL);
   return sd_reply_text(rep, 200, "text/plain; version=0.0.4; charset=utf-8",
                        text, len);

@@ -26,6 +26,8 @@
 
 void openblas_set_num_threads(int n);
 
+static void kick_notify(void *n) { sd_notify_kick(n); }
+
 static int serve(const sd_config *cfg) {
   char msg[512] = "";
   sd_http *http = NULL;
@@ -61,6 +63,7 @@ static int serve(const sd_config *cfg) {
   }
   sd_core_set_maint(core, maint);
   sd_maint_set_tick(maint, sd_watch_tick, watch);
+  sd_core_on_outbox(core, kick_notify, notify);
   sd_services svc = {core, maint, embedq, watch, notify};
   sd_http_set_services(http, &svc);
   sd_http_set_ready(1);

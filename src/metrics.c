@@ -3,7 +3,10 @@
  */
 #include "segmentd/metrics.h"
 
+#include "segmentd/embed_queue.h"
 #include "segmentd/err.h"
+#include "segmentd/notify.h"
+#include "segmentd/watch.h"
 #include "segmentd/snapshot.h"
 #include "segmentd/timeutil.h"
 
@@ -128,7 +131,35 @@ static void embed(mbuf *b, sd_core *core, sd_embedq *q) {
          "Times the circuit breaker opened.", (double)s.breaker_opens);
 }
 
-int sd_metrics_render(sd_core *core, sd_embedq *q, char **out, size_t *len) {
+/* Open drift alerts and webhook deliveries. */
+static void alerts(mbuf *b, const sd_services *svc) {
+  int64_t warning = 0, critical = 0, opened = 0;
+  if (svc->watch) sd_watch_counts(svc->watch, &warning, &critical, &opened);
+  family(b, "segmentd_drift_open_alerts", "gauge", "Open drift alerts by severity.");
+  mb_printf(b, "segmentd_drift_open_alerts{severity=\"warning\"} %lld\n"
+            "segmentd_drift_open_alerts{severity=\"critical\"} %lld\n",
+            (long long)warning, (long long)critical);
+  metric(b, "segmentd_drift_alerts_opened_total", "counter",
+         "Drift alerts opened since start.", (double)opened);
+  sd_notify_stats n;
+  sd_notify_get_stats(svc->notify, &n);
+  metric(b, "segmentd_webhook_outbox_pending", "gauge",
+         "Webhook events not yet delivered (nor given up).",
+         (double)n.outbox_pending);
+  metric(b, "segmentd_webhook_oldest_pending_seconds", "gauge",
+         "Age of the oldest undelivered webhook event.", n.oldest_pending_seconds);
+  metric(b, "segmentd_webhook_deliveries_total", "counter",
+         "Webhook events delivered (2xx).", (double)n.delivered_total);
+  metric(b, "segmentd_webhook_failed_attempts_total", "counter",
+         "Webhook delivery attempts that failed.", (double)n.attempts_failed_total);
+  metric(b, "segmentd_webhook_given_up_total", "counter",
+         "Webhook events given up after --webhook-max-attempts.",
+         (double)n.given_up_total);
+}
+
+int sd_metrics_render(const sd_services *svc, char **out, size_t *len) {
+  sd_core *core = svc->core;
+  sd_embedq *q = svc->embedq;
   mbuf b = {malloc(8192), 0, 8192, 0};
   if (!b.p) return SD_ENOMEM;
   int64_t now = sd_now_ms();
@@ -142,6 +173,7 @@ int sd_metrics_render(sd_core *core, sd_embedq *q, char **out, size_t *len) {
   spaces(&b, snap);
   sd_snapshot_release(snap);
   embed(&b, core, q);
+  alerts(&b, svc);
   if (b.oom) {
     free(b.p);
     return SD_ENOMEM;

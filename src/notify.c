@@ -331,6 +331,7 @@ static void mark_submit(sd_notify *n, nt_stream *s, int64_t now) {
   nt_delivery *d = s->d;
   memset(&d->job, 0, sizeof(d->job));
   d->job.fn = op_mark;
+  d->job.quiet = 1; /* delivery marks change nothing readers see */
   d->job.fn_arg = d;
   d->job.done = job_done;
   d->job.ud = n;

@@ -384,7 +384,7 @@ static int apply(sd_watch *w, const sd_drift_report *r) {
   pthread_mutex_lock(&w->mu);
   int rc = plan(w, r, &op);
   pthread_mutex_unlock(&w->mu);
-  if (rc == 0 && op.n > 0) rc = sd_core_run(w->core, alerts_tx, &op);
+  if (rc == 0 && op.n > 0) rc = sd_core_run(w->core, alerts_tx, &op, 1);
   if (rc == 0) {
     pthread_mutex_lock(&w->mu);
     rc = cache_follow(w, &op);

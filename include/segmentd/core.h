@@ -36,6 +36,8 @@ typedef struct sd_job {
   int (*fn)(sd_core *c, void *arg); /* set: run this on the writer, in its
                                        own transaction, then publish */
   void *fn_arg;
+  int quiet;                  /* fn: changes nothing readers see (no new
+                                 snapshot after it) */
   void *ud2;                  /* install: the summary (json_t *) */
   struct sd_job *next;        /* queue link (core-owned while queued) */
 } sd_job;
@@ -90,6 +92,10 @@ int sd_core_op_erase(sd_core *c, void *op /* sd_erase_op */);
  * the segments' dominant intents from the next snapshot on. */
 int sd_core_set_segment_intents(sd_core *c, const int64_t *rows, size_t n);
 
+/* fn(ud) runs on the writer after each ingest group commit while the
+ * segments webhook stream is on (it may have added outbox rows). */
+void sd_core_on_outbox(sd_core *c, void (*fn)(void *ud), void *ud);
+
 /* ---- the embedding queue (embed_queue.h) ---- */
 
 /* fn(ud) runs on the writer after each commit that queued texts for an
@@ -118,7 +124,8 @@ void sd_core_set_maint(sd_core *c, struct sd_maint *m);
 /* Runs fn(c, arg) on the writer in its own transaction (committed when fn
  * returns 0, rolled back otherwise) and waits for it; jobs of this kind
  * are not bounded by --queue-max. fn's result, or SD_ESHUTDOWN. */
-int sd_core_run(sd_core *c, int (*fn)(sd_core *c, void *arg), void *arg);
+int sd_core_run(sd_core *c, int (*fn)(sd_core *c, void *arg), void *arg,
+                int quiet);
 
 /* The writer's connection: only for a job's fn, which runs on the writer
  * inside its transaction. */

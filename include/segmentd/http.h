@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "segmentd/core.h"
+#include "segmentd/services.h"
 
 typedef struct sd_http sd_http;
 
@@ -103,15 +104,6 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
 void sd_http_quiesce(sd_http *h);
 void sd_http_stop(sd_http *h);
 int sd_http_port(const sd_http *h);
-/* The running parts handlers reach (any may be NULL until set). */
-typedef struct {
-  sd_core *core;
-  struct sd_maint *maint;
-  struct sd_embedq *embedq;
-  struct sd_watch *watch;
-  struct sd_notify *notify;
-} sd_services;
-
 void sd_http_set_services(sd_http *h, const sd_services *svc);
 
 /* Set once the service is ready (readyz). */

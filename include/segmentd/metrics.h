@@ -14,10 +14,9 @@
 
 #include <stddef.h>
 
-#include "segmentd/core.h"
-#include "segmentd/embed_queue.h"
+#include "segmentd/services.h"
 
 /* Renders every metric into a new malloc'd text; 0 or SD_ENOMEM. */
-int sd_metrics_render(sd_core *core, sd_embedq *q, char **out, size_t *len);
+int sd_metrics_render(const sd_services *svc, char **out, size_t *len);
 
 #endif

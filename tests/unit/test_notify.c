@@ -640,7 +640,7 @@ static void test_restart_in_flight(void) {
   env_config(&e, 10);
   rec_reset();
   atomic_store(&g_mode, RCV_OK);
-  atomic_store(&g_delay_ms, 600);
+  atomic_store(&g_delay_ms, 1500);
   CHECK_INT(env_start(&e), 0);
   if (!e.n) return;
   CHECK_INT(add_rows(&e, 2, 0, 0), 0);
@@ -648,7 +648,7 @@ static void test_restart_in_flight(void) {
   CHECK_INT(stats(&e).in_flight, 1);
   int64_t t0 = mono_ms();
   env_stop(&e);
-  CHECK(mono_ms() - t0 < 500); /* did not wait for the slow receiver */
+  CHECK(mono_ms() - t0 < 1000); /* did not wait for the slow receiver */
   atomic_store(&g_delay_ms, 0);
   CHECK_INT(env_start(&e), 0);
   if (!e.n) return;
@@ -657,7 +657,7 @@ static void test_restart_in_flight(void) {
   check_order("/alerts", all, 2, 0);
   CHECK_INT(q_int("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"), 0);
   env_stop(&e);
-  sleep_ms(700); /* the abandoned reply finishes before the next test */
+  sleep_ms(1600); /* the abandoned reply finishes before the end */
   CHECK(nrec() >= 3);
   env_remove(&e);
 }
