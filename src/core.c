@@ -251,6 +251,7 @@ int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
   if (rc == 0 && !(c->drift = sd_drift_new(cfg, dims))) rc = SD_ENOMEM;
   if (rc == 0) rc = core_open(c, msg, msglen);
   if (rc == 0) rc = core_load(c, msg, msglen);
+  if (rc == 0) rc = core_drift_init(c);
   if (rc == 0 && (rc = core_sync_start(c)) < 0)
     snprintf(msg, msglen, "queueing the segments snapshot failed");
   if (rc == 0) rc = core_publish(c);
@@ -296,6 +297,7 @@ void sd_core_free(sd_core *c) {
   sd_store_close(c->db);
   sd_encoder_free(c->enc);
   sd_drift_free(c->drift);
+  sd_proj_unref(c->raw_proj);
   sd_proj_unref(c->proj);
   free(c->scratch);
   for (int i = 0; i < SD_SPACES; i++) sd_space_free(&c->spaces[i]);

@@ -58,13 +58,14 @@ int core_drift_store(sd_core *c, const sd_proposal *p, int64_t version) {
 int core_drift_install(sd_core *c, const sd_proposal *p) {
   const sd_space *sp = &c->spaces[p->space];
   sd_drift_ref ref = {sp->version, sp->k, sp->dim, sp->ids, sp->centroids,
-                      p->weights, p->ref_x, p->ref_label, p->ref_sim, p->ref_n};
+                      p->weights, p->ref_x, p->ref_label, p->ref_sim, p->ref_n,
+                      0};
   return sd_drift_set_reference(c->drift, p->space, &ref);
 }
 
 static const char SQL_REF_GET[] =
-    "SELECT n,x,label,sim,counts FROM drift_reference WHERE space=?1 AND "
-    "version=?2";
+    "SELECT n,x,label,sim,counts,baseline FROM drift_reference WHERE space=?1 "
+    "AND version=?2";
 
 /* The live model's stored reference, if any (older models have none). */
 int core_drift_load(sd_core *c, int space) {
@@ -91,7 +92,8 @@ int core_drift_load(sd_core *c, int space) {
   if (ok) {
     sd_drift_ref ref = {sp->version, sp->k, sp->dim, sp->ids, sp->centroids,
                         sqlite3_column_blob(st, 4), sqlite3_column_blob(st, 1),
-                        sqlite3_column_blob(st, 2), sqlite3_column_blob(st, 3), n};
+                        sqlite3_column_blob(st, 2), sqlite3_column_blob(st, 3), n,
+                        sqlite3_column_int(st, 5)};
     rc = sd_drift_set_reference(c->drift, space, &ref);
   } else {
     sd_log_warn("the drift reference of %s v%lld does not fit the model: "
@@ -101,16 +103,68 @@ int core_drift_load(sd_core *c, int space) {
   return rc;
 }
 
+static const char SQL_BASELINE[] =
+    "UPDATE drift_reference SET n=?3,x=?4,label=?5,sim=?6,baseline=1 WHERE "
+    "space=?1 AND version=?2";
+
+/* The baseline just completed: stored, so a restart keeps comparing with
+ * it (its own statement: the group that completed it has committed). */
+static void store_baseline(sd_core *c, int space) {
+  int64_t version;
+  float *x, *sim;
+  int32_t *label;
+  size_t n;
+  int rc = sd_drift_baseline(c->drift, space, &version, &x, &label, &sim, &n);
+  sqlite3_stmt *st = rc == 0 ? sd_store_stmt(c->db, SQL_BASELINE) : NULL;
+  if (st) {
+    size_t dim = (size_t)c->spaces[space].dim;
+    sqlite3_bind_text(st, 1, c->spaces[space].name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, version);
+    sqlite3_bind_int64(st, 3, (int64_t)n);
+    sqlite3_bind_blob(st, 4, x, (int)(sizeof(float) * n * dim), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, label, (int)(sizeof(int32_t) * n), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, sim, (int)(sizeof(float) * n), SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
+    sqlite3_reset(st);
+  }
+  if (rc < 0 || !st)
+    sd_log_warn("storing the drift baseline of %s failed: it is collected "
+                "again after a restart", c->spaces[space].name);
+  else
+    sd_log_info("drift baseline of %s v%lld complete (%zu points)",
+                c->spaces[space].name, (long long)version, n);
+  free(x);
+  free(label);
+  free(sim);
+}
+
+/* The raw features of a text through the built-in encoder's random
+ * projection (see sd_drift_set_encoder). */
+static int encode_raw(void *ud, const char *text, size_t len, float *out) {
+  sd_core *c = ud;
+  return sd_encoder_encode_text_proj(c->enc, c->raw_proj, text, len, out);
+}
+
+int core_drift_init(sd_core *c) {
+  if (c->remote) return 0; /* a remote model's vectors keep new words */
+  c->raw_proj = sd_proj_new(0, c->embedder_id, NULL);
+  if (!c->raw_proj) return SD_ENOMEM;
+  sd_drift_set_encoder(c->drift, SD_SPACE_INTENTS, encode_raw, c, (int)c->cfg->dim);
+  return 0;
+}
+
 void core_drift_observe_text(sd_core *c, int idx, float sim, const float *x,
                              const char *id, const char *text, size_t len) {
   const sd_space *sp = &c->spaces[SD_SPACE_INTENTS];
-  sd_drift_observe(c->drift, SD_SPACE_INTENTS, sp->version, idx, sim, x, id,
-                   text, len);
+  if (sd_drift_observe(c->drift, SD_SPACE_INTENTS, sp->version, idx, sim, x,
+                       id, text, len))
+    store_baseline(c, SD_SPACE_INTENTS);
 }
 
 void core_drift_observe_user(sd_core *c, int idx, float sim, const float *x,
                              const char *id) {
   const sd_space *sp = &c->spaces[SD_SPACE_SEGMENTS];
-  sd_drift_observe(c->drift, SD_SPACE_SEGMENTS, sp->version, idx, sim, x, id,
-                   NULL, 0);
+  if (sd_drift_observe(c->drift, SD_SPACE_SEGMENTS, sp->version, idx, sim, x,
+                       id, NULL, 0))
+    store_baseline(c, SD_SPACE_SEGMENTS);
 }

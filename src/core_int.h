@@ -47,6 +47,7 @@ struct sd_core {
   _Atomic int64_t failed;      /* queued texts the embedder rejected */
   int reembed;                 /* a re-embed runs: re-cluster once drained */
   struct sd_drift *drift;      /* windows and references of drift checks */
+  sd_proj *raw_proj;           /* random projection for emerging searches */
   void (*on_outbox)(void *ud); /* told after a group commit (webhooks) */
   void *on_outbox_ud;
   void (*on_pending)(void *ud);/* told after a commit that queued texts */
@@ -90,6 +91,7 @@ void core_embed_committed(sd_core *c, int64_t queued, int64_t embedded);
 int core_drift_store(sd_core *c, const struct sd_proposal *p, int64_t version);
 int core_drift_install(sd_core *c, const struct sd_proposal *p);
 int core_drift_load(sd_core *c, int space);
+int core_drift_init(sd_core *c); /* after the embedder is known */
 void core_drift_observe_text(sd_core *c, int idx, float sim, const float *x,
                              const char *id, const char *text, size_t len);
 void core_drift_observe_user(sd_core *c, int idx, float sim, const float *x,

@@ -2,9 +2,11 @@
  * drift.c -- the reference, the current window and the outlier buffer of
  * each space (drift.h); the detectors are in drift_detect.c.
  *
- * The window is a ring of the latest --drift-window assignments (vector,
- * cluster index, similarity). An assignment whose similarity is below its
- * cluster's radius (the --outlier-quantile of the reference members'
+ * After a new model's reference arrives, the first --drift-sample
+ * assignments form its baseline (drift.h says why); then the window, a
+ * ring of the latest --drift-window assignments (vector, cluster index,
+ * similarity), fills. An assignment whose similarity is below its
+ * cluster's radius (the --outlier-quantile of the baseline members'
  * similarities) also enters the outlier ring, with the entity's id and
  * text. Everything is reset when a new model's reference arrives, since
  * cluster indexes and the vector space may have changed.
@@ -117,36 +119,40 @@ static int ref_radii(drift_ref *r, double q) {
   return 0;
 }
 
-static int ref_copy(drift_ref *r, const sd_drift_ref *in, double q) {
-  size_t k = (size_t)in->k, n = in->n, dim = (size_t)in->dim;
+static int ref_copy(drift_ref *r, const sd_drift_ref *in, size_t cap,
+                    double q) {
+  size_t k = (size_t)in->k, n = in->baseline ? in->n : 0, dim = (size_t)in->dim;
   r->version = in->version;
   r->k = in->k;
   r->n = n;
+  r->cap = in->baseline ? n : cap;
+  r->baseline = in->baseline && n > 0;
   r->ids = malloc(sizeof(int32_t) * k);
   r->centroids = malloc(sizeof(float) * k * dim);
   r->counts = malloc(sizeof(double) * k);
-  r->x = malloc(sizeof(float) * (n ? n : 1) * dim);
-  r->label = malloc(sizeof(int32_t) * (n ? n : 1));
-  r->sim = malloc(sizeof(float) * (n ? n : 1));
+  r->x = malloc(sizeof(float) * (r->cap ? r->cap : 1) * dim);
+  r->label = malloc(sizeof(int32_t) * (r->cap ? r->cap : 1));
+  r->sim = malloc(sizeof(float) * (r->cap ? r->cap : 1));
   r->radius = malloc(sizeof(float) * k);
-  r->cohesion = malloc(sizeof(float) * k);
+  r->cohesion = calloc(k, sizeof(float));
   if (!r->ids || !r->centroids || !r->counts || !r->x || !r->label ||
       !r->sim || !r->radius || !r->cohesion)
     return SD_ENOMEM;
   memcpy(r->ids, in->ids, sizeof(int32_t) * k);
   memcpy(r->centroids, in->centroids, sizeof(float) * k * dim);
-  for (size_t c = 0; c < k; c++) r->counts[c] = in->counts[c];
+  for (size_t c = 0; c < k; c++) r->counts[c] = in->counts[c], r->radius[c] = -2;
   memcpy(r->x, in->x, sizeof(float) * n * dim);
   memcpy(r->label, in->label, sizeof(int32_t) * n);
   memcpy(r->sim, in->sim, sizeof(float) * n);
-  return ref_radii(r, q);
+  return r->baseline ? ref_radii(r, q) : 0;
 }
 
 int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *in) {
   drift_space *s = &d->spaces[space];
   if (in->dim != s->dim || in->k < 1) return SD_EINVAL;
   drift_ref r = {0};
-  int rc = ref_copy(&r, in, d->cfg->outlier_quantile);
+  int rc = ref_copy(&r, in, (size_t)d->cfg->drift_sample,
+                    d->cfg->outlier_quantile);
   if (rc < 0) {
     ref_free(&r);
     return rc;
@@ -186,21 +192,67 @@ static void outlier_add(drift_space *s, const float *x, const char *id,
   if (s->out_n < s->out_cap) s->out_n++;
 }
 
-void sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
-                      float sim, const float *x, const char *id,
-                      const char *text, size_t len) {
-  if (!d) return;
+/* One more baseline point; 1 when that completed the baseline. */
+static int baseline_add(drift_space *s, int idx, float sim, const float *x,
+                        double q) {
+  drift_ref *r = &s->ref;
+  memcpy(r->x + r->n * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
+  r->label[r->n] = idx;
+  r->sim[r->n++] = sim;
+  if (r->n < r->cap) return 0;
+  r->baseline = ref_radii(r, q) == 0;
+  return r->baseline;
+}
+
+int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
+                     float sim, const float *x, const char *id,
+                     const char *text, size_t len) {
+  if (!d) return 0;
   drift_space *s = &d->spaces[space];
+  int done = 0;
   pthread_mutex_lock(&s->mu);
   if (s->ref.version == version && idx >= 0 && idx < s->ref.k) {
-    size_t i = s->win_pos;
-    memcpy(s->win_x + i * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
-    s->win_label[i] = idx;
-    s->win_sim[i] = sim;
-    s->win_pos = (s->win_pos + 1) % s->win_cap;
-    if (s->win_n < s->win_cap) s->win_n++;
-    s->new_points++;
-    if (sim < s->ref.radius[idx]) outlier_add(s, x, id, text, len);
+    if (!s->ref.baseline) {
+      done = baseline_add(s, idx, sim, x, d->cfg->outlier_quantile);
+    } else {
+      size_t i = s->win_pos;
+      memcpy(s->win_x + i * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
+      s->win_label[i] = idx;
+      s->win_sim[i] = sim;
+      s->win_pos = (s->win_pos + 1) % s->win_cap;
+      if (s->win_n < s->win_cap) s->win_n++;
+      s->new_points++;
+      if (sim < s->ref.radius[idx]) outlier_add(s, x, id, text, len);
+    }
   }
   pthread_mutex_unlock(&s->mu);
+  return done;
+}
+
+int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
+                      int32_t **label, float **sim, size_t *n) {
+  drift_space *s = &d->spaces[space];
+  pthread_mutex_lock(&s->mu);
+  const drift_ref *r = &s->ref;
+  size_t rows = r->baseline ? r->n : 0, dim = (size_t)s->dim;
+  *version = r->version;
+  *n = rows;
+  *x = malloc(sizeof(float) * (rows ? rows : 1) * dim);
+  *label = malloc(sizeof(int32_t) * (rows ? rows : 1));
+  *sim = malloc(sizeof(float) * (rows ? rows : 1));
+  int rc = *x && *label && *sim ? 0 : SD_ENOMEM;
+  if (rc == 0) {
+    memcpy(*x, r->x, sizeof(float) * rows * dim);
+    memcpy(*label, r->label, sizeof(int32_t) * rows);
+    memcpy(*sim, r->sim, sizeof(float) * rows);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+void sd_drift_set_encoder(sd_drift *d, int space, sd_drift_encode_fn fn,
+                          void *ud, int dim) {
+  d->encode[space] = fn;
+  d->encode_ud[space] = ud;
+  d->encode_dim[space] = dim;
 }

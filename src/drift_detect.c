@@ -449,23 +449,33 @@ static int nearest(const work *w, const float *v, float *cosv) {
   return best;
 }
 
-static int add_candidate(const sd_config *cfg, const work *w,
-                         const sd_density_result *d, int j, size_t size,
-                         sd_drift_report *r) {
-  const float *cen = d->centroids + (size_t)j * w->dim;
+/* The unit mean of group j's points in the space's own vectors. */
+static void group_mean(const work *w, const int32_t *labels, int j, float *cen) {
+  memset(cen, 0, sizeof(float) * (size_t)w->dim);
+  for (size_t i = 0; i < w->out_n; i++)
+    if (labels[i] == j)
+      cblas_saxpy(w->dim, 1.0f, w->out_x + i * (size_t)w->dim, 1, cen, 1);
+  float n = cblas_snrm2(w->dim, cen, 1);
+  if (n > 0) cblas_sscal(w->dim, 1.0f / n, cen, 1);
+}
+
+static int candidate_check(const sd_config *cfg, const work *w,
+                           const sd_density_result *d, int j, size_t size,
+                           const float *cen, sd_drift_report *r) {
   float cosv;
   int near = nearest(w, cen, &cosv);
   if (cosv >= w->ref.radius[near]) return 0; /* the rim of a known cluster */
+  const float *key = d->centroids + (size_t)j * d->dim; /* search space */
   for (size_t i = 0; i < r->n; i++) { /* one new group split in two */
     sd_drift_check *o = &r->checks[i];
-    if (o->centroid && cblas_sdot(w->dim, o->centroid, 1, cen, 1) >= SAME_GROUP_COS) {
+    if (o->centroid && cblas_sdot(d->dim, o->centroid, 1, key, 1) >= SAME_GROUP_COS) {
       o->value += (double)size;
       json_object_set_new(o->detail, "size", json_integer((json_int_t)o->value));
       return 0;
     }
   }
   sd_drift_check *c = add_check(r, "emerging_cluster", "density", -1);
-  if (!c || !(c->centroid = dup_mem(cen, sizeof(float) * (size_t)w->dim)))
+  if (!c || !(c->centroid = dup_mem(key, sizeof(float) * (size_t)d->dim)))
     return SD_ENOMEM;
   c->evaluated = c->drifted = 1;
   c->severity = SD_SEV_WARNING;
@@ -487,14 +497,49 @@ static int add_candidate(const sd_config *cfg, const work *w,
   return 0;
 }
 
-static int check_emerging(const sd_config *cfg, const work *w,
+static int add_candidate(const sd_config *cfg, const work *w,
+                         const sd_density_result *d, int j, size_t size,
+                         sd_drift_report *r) {
+  float *cen = malloc(sizeof(float) * (size_t)w->dim);
+  if (!cen) return SD_ENOMEM;
+  group_mean(w, d->labels, j, cen);
+  int rc = candidate_check(cfg, w, d, j, size, cen, r);
+  free(cen);
+  return rc;
+}
+
+/* The outliers as the emerging search sees them: re-encoded texts when
+ * the space has an encoder for that (drift.h), else their own vectors. */
+static float *search_vectors(const sd_drift *dr, int space, const work *w,
+                             int *dim) {
+  sd_drift_encode_fn fn = dr->encode[space];
+  *dim = fn ? dr->encode_dim[space] : w->dim;
+  float *x = malloc(sizeof(float) * (w->out_n ? w->out_n : 1) * (size_t)*dim);
+  if (!x) return NULL;
+  if (!fn) {
+    memcpy(x, w->out_x, sizeof(float) * w->out_n * (size_t)w->dim);
+    return x;
+  }
+  for (size_t i = 0; i < w->out_n; i++) {
+    float *row = x + i * (size_t)*dim;
+    const char *t = w->out_text[i];
+    if (!t || fn(dr->encode_ud[space], t, strlen(t), row) < 0)
+      memset(row, 0, sizeof(float) * (size_t)*dim);
+  }
+  return x;
+}
+
+static int check_emerging(const sd_drift *dr, const work *w,
                           sd_drift_report *r) {
+  const sd_config *cfg = dr->cfg;
   size_t before = r->n, min = (size_t)cfg->emerging_min_size, largest = 0;
-  int rc = 0;
+  int rc = 0, dim;
   if (w->out_n >= min) {
     sd_density_opts o = {(int)min, 0, 1, (uint64_t)r->checked_at, 0};
     sd_density_result d = {0};
-    rc = sd_density_fit(w->out_x, w->out_n, w->dim, &o, &d);
+    float *xs = search_vectors(dr, r->space, w, &dim);
+    rc = xs ? sd_density_fit(xs, w->out_n, dim, &o, &d) : SD_ENOMEM;
+    free(xs);
     for (int j = 0; rc == 0 && j < d.k; j++) {
       size_t size = 0;
       for (size_t i = 0; i < w->out_n; i++) size += d.labels[i] == j;
@@ -516,13 +561,23 @@ static int check_emerging(const sd_config *cfg, const work *w,
 
 /* ---- the check ---- */
 
-static int run_checks(const sd_config *cfg, work *w, sd_drift_report *r) {
+static int run_checks(const sd_drift *dr, work *w, sd_drift_report *r) {
+  const sd_config *cfg = dr->cfg;
   win_stats st = {0};
+  if (!w->ref.baseline) { /* nothing to compare with yet */
+    sd_drift_check *c = add_check(r, "distribution_drift", "mmd", -1);
+    if (!c) return SD_ENOMEM;
+    c->threshold = cfg->drift_p_value;
+    snprintf(c->message, sizeof(c->message), "collecting the baseline of "
+             "model v%lld: %zu of %zu points", (long long)w->ref.version,
+             w->ref.n, w->ref.cap);
+    return 0;
+  }
   int rc = check_mmd(cfg, w, r);
   if (rc == 0) rc = win_stats_of(w, &st);
   if (rc == 0) rc = check_psi(cfg, w, st.cnt, r);
   if (rc == 0) rc = check_clusters(cfg, w, &st, r);
-  if (rc == 0) rc = check_emerging(cfg, w, r);
+  if (rc == 0) rc = check_emerging(dr, w, r);
   win_stats_free(&st);
   return rc;
 }
@@ -540,7 +595,7 @@ int sd_drift_run(sd_drift *d, int space, sd_drift_report *out) {
   out->window_points = (int64_t)w.win_n;
   out->new_points = w.new_points;
   if (rc == 0 && w.ref.version > 0) {
-    rc = run_checks(d->cfg, &w, out);
+    rc = run_checks(d, &w, out);
     pthread_mutex_lock(&s->mu);
     if (rc == 0 && s->ref.version == w.ref.version) s->mmd_streak = w.streak;
     pthread_mutex_unlock(&s->mu);

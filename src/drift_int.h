@@ -24,6 +24,8 @@ typedef struct {
   float *sim;       /* n */
   float *radius;    /* k: outlier threshold */
   float *cohesion;  /* k: mean similarity of sampled members */
+  size_t cap;       /* rows of x/label/sim (the baseline's size) */
+  int baseline;     /* x holds the complete baseline (n == cap) */
 } drift_ref;
 
 typedef struct {
@@ -45,6 +47,9 @@ typedef struct {
 
 struct sd_drift {
   const sd_config *cfg;
+  sd_drift_encode_fn encode[DRIFT_SPACES]; /* set before checks run */
+  void *encode_ud[DRIFT_SPACES];
+  int encode_dim[DRIFT_SPACES];
   drift_space spaces[DRIFT_SPACES];
 };
 

@@ -1,9 +1,12 @@
 /*
  * drift.h -- windows and detectors of drift, per space.
  *
- * Owns, per space: the reference of the live model (a bounded sample of
- * the points it was trained on, with their clusters and similarities, the
- * cluster counts over the whole training sample, and the centroids), the
+ * Owns, per space: the reference of the live model (its cluster counts
+ * over the whole training sample, its centroids, and a baseline: the first
+ * --drift-sample points assigned once the model is live, with clusters and
+ * similarities; points the model was fitted on are not used, as they sit
+ * closer to its centroids and its encoder projection than new points
+ * ever will, which alone would read as drift), the
  * current window (the latest --drift-window assignments of new or updated
  * entities: vectors, clusters, similarities), the outlier buffer (recent
  * points less similar to their cluster than its --outlier-quantile radius,
@@ -53,6 +56,8 @@ typedef struct {
   const int32_t *label;     /* n: row index into ids */
   const float *sim;         /* n: cosine to its centroid */
   size_t n;
+  int baseline;             /* 1: x/label/sim are the complete baseline;
+                               0: collect it from the next observations */
 } sd_drift_ref;
 
 /* One check's outcome. Per-cluster kinds carry the cluster id. */
@@ -66,7 +71,8 @@ typedef struct {
   int drifted;
   int severity;      /* SD_SEV_* when drifted */
   char message[320];
-  float *centroid;   /* emerging_cluster: its centroid (dim floats, owned) */
+  float *centroid;   /* emerging_cluster: its centroid where it was found
+                        (dim floats, owned; see sd_drift_set_encoder) */
   json_t *detail;    /* extra figures (owned), or NULL */
 } sd_drift_check;
 
@@ -90,9 +96,24 @@ int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *ref);
 /* One entity of space assigned (cluster index idx of model version, with
  * similarity sim, unit vector x of the space's dimension). id and text
  * (texts only; may be NULL) are kept when the point is an outlier. */
-void sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
-                      float sim, const float *x, const char *id,
-                      const char *text, size_t len);
+int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
+                     float sim, const float *x, const char *id,
+                     const char *text, size_t len);
+/* sd_drift_observe returns 1 when its point completed the baseline, which
+ * the caller then stores: a copy of it (caller frees x, label, sim). */
+int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
+                      int32_t **label, float **sim, size_t *n);
+
+/* Texts of a space may be re-encoded for the emerging-cluster search:
+ * fn(ud, text, len, out) writes a unit vector of dim floats (0 or an
+ * sd_err), called from the checking thread. The built-in encoder's fitted
+ * projection only spans the words of its training texts, so texts about a
+ * new topic land near the origin, scattered; a projection of the raw
+ * features keeps their words and lets them group. */
+typedef int (*sd_drift_encode_fn)(void *ud, const char *text, size_t len,
+                                  float *out);
+void sd_drift_set_encoder(sd_drift *d, int space, sd_drift_encode_fn fn,
+                          void *ud, int dim); /* dim: the space's */
 
 /* Runs every detector of space on the data so far; the window's "new
  * points" restart. 0 or a negative sd_err. */
