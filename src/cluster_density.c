@@ -75,6 +75,7 @@ typedef struct {
   const float *x; /* n x dim, borrowed */
   size_t n;
   int dim, spherical, mcs, ms, K;
+  int single;      /* the root may be the one cluster */
   int32_t s;       /* worked rows */
   size_t *sidx;    /* s: their rows of x, increasing */
   float *xs;       /* s x dim: worked rows, centred when Euclidean */
@@ -779,11 +780,13 @@ static int dens_condense(const dens_link *l, int mcs, dens_ctree *ct) {
 
 /*
  * Excess of mass: bottom-up, a cluster is kept when its own stability is at
- * least the sum of its children's best; the root never is. sel[c] = the
+ * least the sum of its children's best; the root only when single is set
+ * (then every point is its member). sel[c] = the
  * selected cluster at or above c, or -1. Returns the number selected, with
  * out[c] in [0, k) for selected clusters.
  */
-static int dens_select(const dens_ctree *ct, int32_t *sel, int32_t *out) {
+static int dens_select(const dens_ctree *ct, int single, int32_t *sel,
+                       int32_t *out) {
   int32_t n = ct->n, k = 0;
   double *sub = calloc((size_t)n, sizeof(double));
   uint8_t *kids = calloc((size_t)n, 1);
@@ -799,11 +802,13 @@ static int dens_select(const dens_ctree *ct, int32_t *sel, int32_t *out) {
     sub[ct->parent[c]] += sub[c];
     kids[ct->parent[c]] = 1;
   }
-  sel[0] = -1;
+  sel[0] = single && n > 1 && !(sub[0] > ct->stab[0]) ? 0 : -1;
+  if (sel[0] == 0) out[0] = 0;
   for (int32_t c = 1; c < n; c++) {
     int32_t up = sel[ct->parent[c]];
     sel[c] = up >= 0 ? up : (out[c] ? c : -1);
   }
+  if (sel[0] == 0) k = 1;
   for (int32_t c = 1; c < n; c++) out[c] = sel[c] == c ? k++ : -1;
   free(sub);
   free(kids);
@@ -821,7 +826,7 @@ static int dens_hdbscan(dens_ws *w, int32_t *lab) {
   if (rc) return rc;
   int32_t *sel = sd_malloc_n((size_t)ct.n, 1, sizeof(int32_t));
   int32_t *out = sd_malloc_n((size_t)ct.n, 1, sizeof(int32_t));
-  rc = sel && out ? dens_select(&ct, sel, out) : SD_ENOMEM;
+  rc = sel && out ? dens_select(&ct, w->single, sel, out) : SD_ENOMEM;
   for (int32_t i = 0; rc >= 0 && i < w->s; i++) {
     int32_t c = sel[ct.nlab[i]];
     lab[i] = c >= 0 ? out[c] : -1;
@@ -996,6 +1001,7 @@ static int dens_params(const float *x, size_t n, int dim,
   w->dim = dim;
   w->spherical = o->spherical ? 1 : 0;
   w->mcs = o->min_cluster_size ? o->min_cluster_size : DENS_DEF_MCS;
+  w->single = o->allow_single_cluster;
   w->ms = o->min_samples ? o->min_samples
           : w->mcs < DENS_MAX_SAMPLES ? w->mcs : DENS_MAX_SAMPLES;
   w->s = (int32_t)(n < maxp ? n : maxp);

@@ -198,7 +198,8 @@ static const opt_row opt_rows[] = {
      "0", 0, 1, "1: a critical drift alert or an emerging cluster triggers a "
      "re-cluster (recorded in the lineage with the alert)"},
     {"webhook-url", "SEGMENTD_WEBHOOK_URL", OPT_STR, O(webhook_url), NULL, 0, 0,
-     "URL that receives every alert as signed JSON (unset: no webhook)"},
+     "URL that receives every alert as JSON (signed when a secret is set; "
+     "unset: no webhook)"},
     {"webhook-secret-file", "SEGMENTD_WEBHOOK_SECRET_FILE", OPT_STR,
      O(webhook_secret_file), NULL, 0, 0, "file holding the HMAC-SHA256 "
      "signing secret (or set SEGMENTD_WEBHOOK_SECRET); never logged"},

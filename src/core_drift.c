@@ -104,17 +104,21 @@ int core_drift_load(sd_core *c, int space) {
 }
 
 static const char SQL_BASELINE[] =
-    "UPDATE drift_reference SET n=?3,x=?4,label=?5,sim=?6,baseline=1 WHERE "
-    "space=?1 AND version=?2";
+    "UPDATE drift_reference SET n=?3,x=?4,label=?5,sim=?6,counts=?7,"
+    "baseline=?8 WHERE space=?1 AND version=?2";
 
 /* The baseline just completed: stored, so a restart keeps comparing with
  * it (its own statement: the group that completed it has committed). */
 static void store_baseline(sd_core *c, int space) {
   int64_t version;
-  float *x, *sim;
-  int32_t *label;
-  size_t n;
-  int rc = sd_drift_baseline(c->drift, space, &version, &x, &label, &sim, &n);
+  float *x = NULL, *sim = NULL;
+  int32_t *label = NULL;
+  size_t n, k = (size_t)c->spaces[space].k;
+  int level = 0;
+  float *counts = malloc(sizeof(float) * (k ? k : 1));
+  int rc = counts ? sd_drift_baseline(c->drift, space, &version, &x, &label,
+                                      &sim, &n, counts, &level)
+                  : SD_ENOMEM;
   sqlite3_stmt *st = rc == 0 ? sd_store_stmt(c->db, SQL_BASELINE) : NULL;
   if (st) {
     size_t dim = (size_t)c->spaces[space].dim;
@@ -124,6 +128,8 @@ static void store_baseline(sd_core *c, int space) {
     sqlite3_bind_blob(st, 4, x, (int)(sizeof(float) * n * dim), SQLITE_STATIC);
     sqlite3_bind_blob(st, 5, label, (int)(sizeof(int32_t) * n), SQLITE_STATIC);
     sqlite3_bind_blob(st, 6, sim, (int)(sizeof(float) * n), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, counts, (int)(sizeof(float) * k), SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, level);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
     sqlite3_reset(st);
   }
@@ -131,8 +137,10 @@ static void store_baseline(sd_core *c, int space) {
     sd_log_warn("storing the drift baseline of %s failed: it is collected "
                 "again after a restart", c->spaces[space].name);
   else
-    sd_log_info("drift baseline of %s v%lld complete (%zu points)",
-                c->spaces[space].name, (long long)version, n);
+    sd_log_info("drift baseline of %s v%lld: %s", c->spaces[space].name,
+                (long long)version, level == 2 ? "shares complete"
+                                               : "points complete");
+  free(counts);
   free(x);
   free(label);
   free(sim);

@@ -16,6 +16,7 @@
 #include "segmentd/drift_stats.h"
 #include "segmentd/err.h"
 #include "segmentd/snapshot.h"
+#include "segmentd/tokenize.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static void ref_free(drift_ref *r) {
   free(r->ids);
   free(r->centroids);
   free(r->counts);
+  free(r->base);
   free(r->x);
   free(r->label);
   free(r->sim);
@@ -53,6 +55,7 @@ static void space_free(drift_space *s) {
   free(s->out_id);
   free(s->out_text);
   free(s->out_len);
+  free(s->out_hash);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->check_mu);
 }
@@ -71,8 +74,9 @@ static int space_init(drift_space *s, const sd_config *cfg, int dim) {
   s->out_id = calloc(OUTLIER_CAP, sizeof(char *));
   s->out_text = calloc(OUTLIER_CAP, sizeof(char *));
   s->out_len = calloc(OUTLIER_CAP, sizeof(size_t));
+  s->out_hash = calloc(OUTLIER_CAP, sizeof(uint64_t));
   return s->win_x && s->win_label && s->win_sim && s->out_x && s->out_id &&
-                 s->out_text && s->out_len
+                 s->out_text && s->out_len && s->out_hash
              ? 0
              : SD_ENOMEM;
 }
@@ -98,6 +102,13 @@ void sd_drift_free(sd_drift *d) {
 }
 
 /* ---- the reference ---- */
+
+/* Assignments whose clusters form the baseline shares: half the window,
+ * at least the vector baseline (drift.h). */
+static size_t base_cap(const sd_config *cfg) {
+  size_t h = (size_t)cfg->drift_window / 2;
+  return h > (size_t)cfg->drift_sample ? h : (size_t)cfg->drift_sample;
+}
 
 /* Per cluster: the radius (outlier quantile of its members' similarities;
  * the pooled quantile for clusters with few sampled members) and the mean
@@ -135,12 +146,16 @@ static int ref_copy(drift_ref *r, const sd_drift_ref *in, size_t cap,
   r->sim = malloc(sizeof(float) * (r->cap ? r->cap : 1));
   r->radius = malloc(sizeof(float) * k);
   r->cohesion = calloc(k, sizeof(float));
+  r->base = calloc(k, sizeof(double));
   if (!r->ids || !r->centroids || !r->counts || !r->x || !r->label ||
-      !r->sim || !r->radius || !r->cohesion)
+      !r->sim || !r->radius || !r->cohesion || !r->base)
     return SD_ENOMEM;
   memcpy(r->ids, in->ids, sizeof(int32_t) * k);
   memcpy(r->centroids, in->centroids, sizeof(float) * k * dim);
   for (size_t c = 0; c < k; c++) r->counts[c] = in->counts[c], r->radius[c] = -2;
+  r->base_done = in->baseline >= 2;
+  for (size_t c = 0; c < k && r->base_done; c++)
+    r->base[c] = in->counts[c], r->base_n += (size_t)in->counts[c];
   memcpy(r->x, in->x, sizeof(float) * n * dim);
   memcpy(r->label, in->label, sizeof(int32_t) * n);
   memcpy(r->sim, in->sim, sizeof(float) * n);
@@ -153,6 +168,7 @@ int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *in) {
   drift_ref r = {0};
   int rc = ref_copy(&r, in, (size_t)d->cfg->drift_sample,
                     d->cfg->outlier_quantile);
+  r.base_cap = base_cap(d->cfg);
   if (rc < 0) {
     ref_free(&r);
     return rc;
@@ -179,15 +195,32 @@ static char *dup_n(const char *s, size_t len) {
   return p;
 }
 
+/* The slot of an entity already in the buffer (a user updated again), or
+ * the next slot of the ring. */
+static size_t outlier_slot(drift_space *s, const char *id, uint64_t h,
+                           int *reuse) {
+  *reuse = 0;
+  for (size_t i = 0; id && i < s->out_n; i++)
+    if (s->out_hash[i] == h && s->out_id[i] && !strcmp(s->out_id[i], id)) {
+      *reuse = 1;
+      return i;
+    }
+  return s->out_pos;
+}
+
 static void outlier_add(drift_space *s, const float *x, const char *id,
                         const char *text, size_t len) {
-  size_t i = s->out_pos;
+  uint64_t h = id ? sd_hash64(id, strlen(id), 0x0d71) : 0;
+  int reuse;
+  size_t i = outlier_slot(s, id, h, &reuse);
+  s->out_hash[i] = h;
   free(s->out_id[i]);
   free(s->out_text[i]);
   memcpy(s->out_x + i * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
   s->out_id[i] = id ? dup_n(id, strlen(id)) : NULL;
   s->out_text[i] = dup_n(text, len);
   s->out_len[i] = s->out_text[i] ? len : 0;
+  if (reuse) return;
   s->out_pos = (s->out_pos + 1) % s->out_cap;
   if (s->out_n < s->out_cap) s->out_n++;
 }
@@ -212,8 +245,13 @@ int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
   int done = 0;
   pthread_mutex_lock(&s->mu);
   if (s->ref.version == version && idx >= 0 && idx < s->ref.k) {
+    if (!s->ref.base_done) {
+      s->ref.base[idx] += 1;
+      s->ref.base_done = ++s->ref.base_n >= s->ref.base_cap;
+      if (s->ref.base_done) done = 2;
+    }
     if (!s->ref.baseline) {
-      done = baseline_add(s, idx, sim, x, d->cfg->outlier_quantile);
+      done |= baseline_add(s, idx, sim, x, d->cfg->outlier_quantile);
     } else {
       size_t i = s->win_pos;
       memcpy(s->win_x + i * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
@@ -230,10 +268,14 @@ int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
 }
 
 int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
-                      int32_t **label, float **sim, size_t *n) {
+                      int32_t **label, float **sim, size_t *n, float *counts,
+                      int *level) {
   drift_space *s = &d->spaces[space];
   pthread_mutex_lock(&s->mu);
   const drift_ref *r = &s->ref;
+  *level = r->baseline ? (r->base_done ? 2 : 1) : 0;
+  for (int c = 0; c < r->k; c++)
+    counts[c] = (float)(r->base_done ? r->base[c] : r->counts[c]);
   size_t rows = r->baseline ? r->n : 0, dim = (size_t)s->dim;
   *version = r->version;
   *n = rows;

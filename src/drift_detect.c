@@ -34,6 +34,8 @@
 #define TOP_TERMS 5
 #define EMERGING_REPS 3
 #define SAME_GROUP_COS 0.8f /* two dense groups this close are one */
+#define MEMBERS_SAMPLE 50
+#define EMERGING_COHESION 0.5 /* mean member cosine of a candidate group */
 
 /* What a check works on: copies, owned. */
 typedef struct {
@@ -85,7 +87,9 @@ static int copy_ref(work *w, const drift_ref *r) {
   w->ref = *r;
   w->ref.ids = dup_mem(r->ids, sizeof(int32_t) * k);
   w->ref.centroids = dup_mem(r->centroids, sizeof(float) * k * dim);
-  w->ref.counts = dup_mem(r->counts, sizeof(double) * k);
+  /* shares compare with the baseline's, never the training sample's */
+  w->ref.counts = dup_mem(r->base_done ? r->base : r->counts, sizeof(double) * k);
+  w->ref.base = NULL;
   w->ref.x = dup_mem(r->x, sizeof(float) * n * dim);
   w->ref.label = dup_mem(r->label, sizeof(int32_t) * n);
   w->ref.sim = dup_mem(r->sim, sizeof(float) * n);
@@ -221,6 +225,11 @@ static int check_psi(const sd_config *cfg, const work *w, const double *cnt,
   sd_drift_check *c = add_check(r, "distribution_drift", "psi", -1);
   if (!c) return SD_ENOMEM;
   c->threshold = cfg->psi_warning;
+  if (!w->ref.base_done) {
+    snprintf(c->message, sizeof(c->message), "collecting the baseline "
+             "shares: %zu of %zu points", w->ref.base_n, w->ref.base_cap);
+    return 0;
+  }
   double n_ref = ref_total(&w->ref), n_win = (double)w->win_n;
   double noise = n_win > 0 && n_ref > 0
                      ? (w->ref.k - 1) * (1.0 / n_win + 1.0 / n_ref) : INFINITY;
@@ -338,16 +347,20 @@ static double centroid_shift(const work *w, const win_stats *s, int c,
   return 1 - cosv;
 }
 
-static int one_cluster(const sd_config *cfg, const work *w, const win_stats *s,
-                       int c, sd_drift_report *r, worst_of *wo) {
-  double n_ref = ref_total(&w->ref), n_win = (double)w->win_n, thr;
+/* Share checks of cluster c: vanishing, else share shift (only once the
+ * baseline shares exist). */
+static int cluster_shares(const sd_config *cfg, const work *w,
+                          const win_stats *s, int c, sd_drift_report *r,
+                          worst_of *wo) {
+  double n_ref = ref_total(&w->ref), n_win = (double)w->win_n;
   double rs = w->ref.counts[c] / n_ref, ws = s->cnt[c] / n_win;
   int64_t id = w->ref.ids[c];
   char msg[320];
+  if (!w->ref.base_done) return 0;
   if (rs * n_win >= VANISH_EXPECTED) {
     int sev = ws < cfg->vanish_floor * rs ? SD_SEV_WARNING : SD_SEV_NONE;
     snprintf(msg, sizeof(msg), "cluster %lld is vanishing: %.2f%% of recent "
-             "points, %.2f%% when trained", (long long)id, 100 * ws, 100 * rs);
+             "points, %.2f%% in the baseline", (long long)id, 100 * ws, 100 * rs);
     int rc = per_cluster(r, wo, 0, KINDS[0], id, ws / rs, -ws / rs,
                          cfg->vanish_floor, sev, msg);
     if (rc < 0 || sev) return rc; /* a vanishing cluster's share is said */
@@ -359,24 +372,39 @@ static int one_cluster(const sd_config *cfg, const work *w, const win_stats *s,
                 : SD_SEV_NONE;
   snprintf(msg, sizeof(msg), "cluster %lld's share went from %.2f%% to "
            "%.2f%% (z = %.1f)", (long long)id, 100 * rs, 100 * ws, z);
-  int rc = per_cluster(r, wo, 1, KINDS[1], id, rel, z >= SHARE_Z ? rel : 0,
-                       cfg->share_shift, sev, msg);
-  if (rc < 0 || s->cnt[c] < MIN_CLUSTER_POINTS) return rc;
+  return per_cluster(r, wo, 1, KINDS[1], id, rel, z >= SHARE_Z ? rel : 0,
+                     cfg->share_shift, sev, msg);
+}
+
+/* Shape checks of cluster c: centroid shift and cohesion drop. */
+static int cluster_shape(const sd_config *cfg, const work *w,
+                         const win_stats *s, int c, sd_drift_report *r,
+                         worst_of *wo) {
+  int64_t id = w->ref.ids[c];
+  char msg[320];
+  double thr;
+  if (s->cnt[c] < MIN_CLUSTER_POINTS) return 0;
   double shift = centroid_shift(w, s, c, cfg->centroid_shift, &thr);
-  sev = shift > thr ? (shift > 2 * thr ? SD_SEV_CRITICAL : SD_SEV_WARNING)
-                    : SD_SEV_NONE;
+  int sev = shift > thr ? (shift > 2 * thr ? SD_SEV_CRITICAL : SD_SEV_WARNING)
+                        : SD_SEV_NONE;
   snprintf(msg, sizeof(msg), "cluster %lld moved: its recent members' mean is "
            "at cosine %.3f from its centroid", (long long)id, 1 - shift);
-  rc = per_cluster(r, wo, 2, KINDS[2], id, shift, shift / thr, thr, sev, msg);
+  int rc = per_cluster(r, wo, 2, KINDS[2], id, shift, shift / thr, thr, sev, msg);
   double drop = w->ref.cohesion[c] - s->sim[c] / s->cnt[c];
   sev = drop >= cfg->cohesion_drop ? SD_SEV_WARNING : SD_SEV_NONE;
   snprintf(msg, sizeof(msg), "cluster %lld is looser: mean similarity %.3f, "
-           "%.3f when trained", (long long)id, s->sim[c] / s->cnt[c],
+           "%.3f in the baseline", (long long)id, s->sim[c] / s->cnt[c],
            (double)w->ref.cohesion[c]);
   if (rc == 0)
     rc = per_cluster(r, wo, 3, KINDS[3], id, drop, drop, cfg->cohesion_drop,
                      sev, msg);
   return rc;
+}
+
+static int one_cluster(const sd_config *cfg, const work *w, const win_stats *s,
+                       int c, sd_drift_report *r, worst_of *wo) {
+  int rc = cluster_shares(cfg, w, s, c, r, wo);
+  return rc < 0 ? rc : cluster_shape(cfg, w, s, c, r, wo);
 }
 
 static int check_clusters(const sd_config *cfg, const work *w,
@@ -438,6 +466,21 @@ static json_t *candidate_reps(const work *w, const int32_t *labels, int j,
   return a;
 }
 
+/* Up to MEMBERS_SAMPLE ids of group j, evenly spread over its members (a
+ * fair sample, unlike the representatives nearest its centre). */
+static json_t *candidate_members(const work *w, const int32_t *labels, int j,
+                                 size_t size) {
+  json_t *a = json_array();
+  size_t want = size < MEMBERS_SAMPLE ? size : MEMBERS_SAMPLE, seen = 0, got = 0;
+  for (size_t i = 0; a && i < w->out_n && got < want; i++) {
+    if (labels[i] != j) continue;
+    if (seen++ * want / size != got) continue;
+    got++;
+    json_array_append_new(a, w->out_id[i] ? json_string(w->out_id[i]) : json_null());
+  }
+  return a;
+}
+
 /* The nearest model cluster to a unit vector: its index and cosine. */
 static int nearest(const work *w, const float *v, float *cosv) {
   int best = 0;
@@ -464,7 +507,9 @@ static int candidate_check(const sd_config *cfg, const work *w,
                            const float *cen, sd_drift_report *r) {
   float cosv;
   int near = nearest(w, cen, &cosv);
-  if (cosv >= w->ref.radius[near]) return 0; /* the rim of a known cluster */
+  /* a centre as close to a known cluster as its typical member is that
+   * cluster's rim, not a new group */
+  if (cosv >= w->ref.cohesion[near]) return 0;
   const float *key = d->centroids + (size_t)j * d->dim; /* search space */
   for (size_t i = 0; i < r->n; i++) { /* one new group split in two */
     sd_drift_check *o = &r->checks[i];
@@ -482,11 +527,12 @@ static int candidate_check(const sd_config *cfg, const work *w,
   c->value = (double)size;
   c->threshold = (double)cfg->emerging_min_size;
   json_t *terms = candidate_terms(w, d->labels, j);
-  c->detail = json_pack("{s:I,s:I,s:f,s:o,s:o}", "size", (json_int_t)size,
+  c->detail = json_pack("{s:I,s:I,s:f,s:o,s:o,s:o}", "size", (json_int_t)size,
                         "nearest_cluster", (json_int_t)w->ref.ids[near],
                         "nearest_similarity", (double)cosv, "top_terms",
                         terms, "representatives",
-                        candidate_reps(w, d->labels, j, cen));
+                        candidate_reps(w, d->labels, j, cen), "members_sample",
+                        candidate_members(w, d->labels, j, size));
   char words[160] = "";
   for (size_t k = 0; k < json_array_size(terms); k++)
     snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%s",
@@ -529,24 +575,49 @@ static float *search_vectors(const sd_drift *dr, int space, const work *w,
   return x;
 }
 
+/* Mean cosine of group j's members to its centroid where it was found:
+ * a real group is coherent; "every outlier" (a single-cluster answer over
+ * scattered points) is not. */
+static double group_cohesion(const float *xs, int dim, size_t n,
+                             const sd_density_result *d, int j) {
+  double sum = 0;
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (d->labels[i] == j)
+      sum += cblas_sdot(dim, xs + i * (size_t)dim, 1,
+                        d->centroids + (size_t)j * dim, 1), m++;
+  return m ? sum / (double)m : 0;
+}
+
+/* One density search over the outliers (single: the whole buffer may be
+ * the group, for when nearly every outlier is about the new thing). */
+static int search(const sd_config *cfg, const work *w, const float *xs,
+                  int dim, int single, sd_drift_report *r, size_t *largest) {
+  size_t min = (size_t)cfg->emerging_min_size;
+  sd_density_opts o = {(int)min, 0, 1, (uint64_t)r->checked_at, 0, single};
+  sd_density_result d = {0};
+  int rc = sd_density_fit(xs, w->out_n, dim, &o, &d);
+  for (int j = 0; rc == 0 && j < d.k; j++) {
+    size_t size = 0;
+    for (size_t i = 0; i < w->out_n; i++) size += d.labels[i] == j;
+    if (size > *largest) *largest = size;
+    if (size >= min && group_cohesion(xs, dim, w->out_n, &d, j) >= EMERGING_COHESION)
+      rc = add_candidate(cfg, w, &d, j, size, r);
+  }
+  sd_density_result_free(&d);
+  return rc;
+}
+
 static int check_emerging(const sd_drift *dr, const work *w,
                           sd_drift_report *r) {
   const sd_config *cfg = dr->cfg;
   size_t before = r->n, min = (size_t)cfg->emerging_min_size, largest = 0;
   int rc = 0, dim;
   if (w->out_n >= min) {
-    sd_density_opts o = {(int)min, 0, 1, (uint64_t)r->checked_at, 0};
-    sd_density_result d = {0};
     float *xs = search_vectors(dr, r->space, w, &dim);
-    rc = xs ? sd_density_fit(xs, w->out_n, dim, &o, &d) : SD_ENOMEM;
+    rc = xs ? search(cfg, w, xs, dim, 0, r, &largest) : SD_ENOMEM;
+    if (rc == 0 && r->n == before) rc = search(cfg, w, xs, dim, 1, r, &largest);
     free(xs);
-    for (int j = 0; rc == 0 && j < d.k; j++) {
-      size_t size = 0;
-      for (size_t i = 0; i < w->out_n; i++) size += d.labels[i] == j;
-      if (size > largest) largest = size;
-      if (size >= min) rc = add_candidate(cfg, w, &d, j, size, r);
-    }
-    sd_density_result_free(&d);
   }
   if (rc < 0 || r->n > before) return rc;
   sd_drift_check *c = add_check(r, "emerging_cluster", "density", -1);

@@ -26,6 +26,9 @@ typedef struct {
   float *cohesion;  /* k: mean similarity of sampled members */
   size_t cap;       /* rows of x/label/sim (the baseline's size) */
   int baseline;     /* x holds the complete baseline (n == cap) */
+  double *base;     /* k: clusters of the first base_cap assignments */
+  size_t base_n, base_cap;
+  int base_done;    /* base holds them all: shares compare with it */
 } drift_ref;
 
 typedef struct {
@@ -40,6 +43,7 @@ typedef struct {
   int64_t new_points;       /* observed since the last check */
   float *out_x;             /* out_cap x dim ring of outliers */
   char **out_id, **out_text;
+  uint64_t *out_hash;       /* of the id: one slot per entity */
   size_t *out_len;
   size_t out_cap, out_n, out_pos;
   int mmd_streak;           /* drifted MMD checks in a row */

@@ -144,7 +144,8 @@ int h_lineage(sd_req *req, sd_reply *rep) {
     return sd_reply_error(rep, SD_EINVAL, "limit must be 1..1000", NULL);
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd,
-      "SELECT id,version,kind,clusters,created_at FROM lineage WHERE space=?1 "
+      "SELECT id,version,kind,clusters,created_at,cause_alert FROM lineage "
+      "WHERE space=?1 "
       "AND id>?2 ORDER BY id LIMIT ?3") : NULL;
   if (!st) return sd_reply_error(rep, SD_EDB, NULL, NULL);
   sqlite3_bind_text(st, 1, req->params[0], -1, SQLITE_TRANSIENT);
@@ -162,6 +163,9 @@ int h_lineage(sd_req *req, sd_reply *rep) {
         "kind", (const char *)sqlite3_column_text(st, 2), "from",
         json_object_get(cl, "from"), "to", json_object_get(cl, "to"),
         "created_at", h_time(sqlite3_column_int64(st, 4))));
+    if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+      json_object_set_new(json_array_get(a, json_array_size(a) - 1), "cause_alert",
+                          json_integer(sqlite3_column_int64(st, 5)));
     json_decref(cl);
   }
   sqlite3_reset(st);

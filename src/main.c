@@ -28,6 +28,35 @@ void openblas_set_num_threads(int n);
 
 static void kick_notify(void *n) { sd_notify_kick(n); }
 
+#define OUTBOX_KEEP_MS (7 * 86400000LL) /* finished webhook rows kept */
+#define PRUNE_EVERY_MS 3600000LL
+
+/* The maintenance thread's idle tick: drift checks when due, and hourly
+ * removal of webhook rows delivered (or given up) over a week ago. */
+typedef struct {
+  sd_watch *watch;
+  sd_core *core;
+  int64_t pruned_at;
+} housekeeping;
+
+static int prune_outbox(sd_core *c, void *arg) {
+  int64_t deleted = 0;
+  int rc = sd_outbox_prune(sd_core_db(c), *(int64_t *)arg, &deleted);
+  if (rc == 0 && deleted > 0)
+    sd_log_info("pruned %lld delivered webhook events", (long long)deleted);
+  return rc;
+}
+
+static void tick(void *ud, int64_t now) {
+  housekeeping *h = ud;
+  sd_watch_tick(h->watch, now);
+  if (now - h->pruned_at < PRUNE_EVERY_MS) return;
+  h->pruned_at = now;
+  int64_t before = now - OUTBOX_KEEP_MS;
+  if (sd_core_run(h->core, prune_outbox, &before, 1) < 0)
+    sd_log_warn("pruning the webhook outbox failed");
+}
+
 static int serve(const sd_config *cfg) {
   char msg[512] = "";
   sd_http *http = NULL;
@@ -62,7 +91,8 @@ static int serve(const sd_config *cfg) {
     return 1;
   }
   sd_core_set_maint(core, maint);
-  sd_maint_set_tick(maint, sd_watch_tick, watch);
+  housekeeping hk = {watch, core, 0};
+  sd_maint_set_tick(maint, tick, &hk);
   sd_core_on_outbox(core, kick_notify, notify);
   sd_services svc = {core, maint, embedq, watch, notify};
   sd_http_set_services(http, &svc);

@@ -33,6 +33,7 @@ typedef struct {
   char kind[24], method[16];
   int64_t cluster;
   float *centroid; /* emerging_cluster only */
+  int64_t created_at;
 } open_alert;
 
 struct sd_watch {
@@ -86,8 +87,8 @@ static int space_index(const char *name) {
 static int cache_load(sd_watch *w) {
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(
-      rd, "SELECT id,space,kind,method,cluster,severity,centroid FROM alerts "
-          "WHERE cleared_at IS NULL ORDER BY id") : NULL;
+      rd, "SELECT id,space,kind,method,cluster,severity,centroid,created_at "
+          "FROM alerts WHERE cleared_at IS NULL ORDER BY id") : NULL;
   if (!st) return SD_EDB;
   int rc, err = 0;
   while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -95,7 +96,8 @@ static int cache_load(sd_watch *w) {
                     space_index((const char *)sqlite3_column_text(st, 1)),
                     sev_of((const char *)sqlite3_column_text(st, 5)), "", "",
                     sqlite3_column_type(st, 4) == SQLITE_NULL
-                        ? -1 : sqlite3_column_int64(st, 4), NULL};
+                        ? -1 : sqlite3_column_int64(st, 4), NULL,
+                    sqlite3_column_int64(st, 7)};
     snprintf(a.kind, sizeof(a.kind), "%s", sqlite3_column_text(st, 2));
     snprintf(a.method, sizeof(a.method), "%s", sqlite3_column_text(st, 3));
     int len = sqlite3_column_bytes(st, 6);
@@ -149,6 +151,7 @@ typedef struct {
   act_kind kind;
   const sd_drift_check *check; /* open, escalate, update */
   int64_t id;                  /* escalate, update, clear; open: set after */
+  int64_t created_at;          /* escalate: when it opened */
   open_alert alert;            /* clear: the cached alert (copy) */
 } action;
 
@@ -197,12 +200,14 @@ static int plan(sd_watch *w, const sd_drift_report *r, alert_op *op) {
     a->check = c;
     a->kind = j == w->n_open ? ACT_OPEN
               : c->severity > w->open[j].severity ? ACT_ESCALATE : ACT_UPDATE;
-    if (j < w->n_open) matched[j] = 1, a->id = w->open[j].id;
+    if (j < w->n_open)
+      matched[j] = 1, a->id = w->open[j].id, a->created_at = w->open[j].created_at;
   }
   for (size_t j = 0; j < w->n_open; j++)
     if (!matched[j] && w->open[j].space == r->space &&
         check_passed(r, &w->open[j]))
-      op->acts[op->n++] = (action){ACT_CLEAR, NULL, w->open[j].id, w->open[j]};
+      op->acts[op->n++] = (action){ACT_CLEAR, NULL, w->open[j].id,
+                                   w->open[j].created_at, w->open[j]};
   free(matched);
   return 0;
 }
@@ -224,14 +229,16 @@ static json_t *window_json(const sd_drift_report *r) {
 
 /* The alert as the API and the webhook show it. */
 static json_t *alert_json(int64_t id, const sd_drift_report *r,
-                          const sd_drift_check *c, int64_t now) {
-  json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:f,s:f,s:s,s:o,s:I,s:o}", "id",
-                        (json_int_t)id, "space", SPACE_NAMES[r->space], "kind",
-                        c->kind, "method", c->method, "severity",
+                          const sd_drift_check *c, int64_t created,
+                          int64_t now) {
+  json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:f,s:f,s:s,s:o,s:o,s:n,s:I,s:o}",
+                        "id", (json_int_t)id, "space", SPACE_NAMES[r->space],
+                        "kind", c->kind, "method", c->method, "severity",
                         sev_name(c->severity), "value", c->value, "threshold",
                         c->threshold, "message", c->message, "created_at",
-                        time_json(now), "model_version",
-                        (json_int_t)r->version, "window", window_json(r));
+                        time_json(created), "updated_at", time_json(now),
+                        "cleared_at", "model_version", (json_int_t)r->version,
+                        "window", window_json(r));
   if (o) json_object_set_new(o, "cluster", c->cluster >= 0
                                                ? json_integer(c->cluster)
                                                : json_null());
@@ -280,12 +287,15 @@ static int act_open(sd_core *core, alert_op *op, action *a, int64_t now) {
   sqlite3_bind_int64(st, 13, now);
   if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
   a->id = sqlite3_last_insert_rowid(sd_store_db(sd_core_db(core)));
-  return add_event(op, core, "alert.opened", alert_json(a->id, op->r, c, now),
-                   now);
+  a->created_at = now;
+  return add_event(op, core, "alert.opened",
+                   alert_json(a->id, op->r, c, now, now), now);
 }
 
+/* An open alert keeps the highest severity it reached. */
 static const char SQL_ALERT_UPDATE[] =
-    "UPDATE alerts SET severity=?2,value=?3,message=?4,updated_at=?5 WHERE id=?1";
+    "UPDATE alerts SET severity=CASE WHEN ?6 THEN ?2 ELSE severity END,"
+    "value=?3,message=?4,updated_at=?5,threshold=?7 WHERE id=?1";
 static const char SQL_ALERT_CLEAR[] =
     "UPDATE alerts SET cleared_at=?2,updated_at=?2 WHERE id=?1 AND "
     "cleared_at IS NULL";
@@ -304,11 +314,14 @@ static int act_change(sd_core *core, alert_op *op, const action *a,
     sqlite3_bind_double(st, 3, a->check->value);
     sqlite3_bind_text(st, 4, a->check->message, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_int(st, 6, a->kind == ACT_ESCALATE);
+    sqlite3_bind_double(st, 7, a->check->threshold);
   }
   if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
   if (a->kind == ACT_ESCALATE)
     return add_event(op, core, "alert.escalated",
-                     alert_json(a->id, op->r, a->check, now), now);
+                     alert_json(a->id, op->r, a->check, a->created_at, now),
+                     now);
   if (!clear) return 0;
   const open_alert *o = &a->alert;
   return add_event(op, core, "alert.cleared",
@@ -345,7 +358,8 @@ static int cache_follow(sd_watch *w, const alert_op *op) {
       w->open[j].severity = a->check->severity;
     if (a->kind != ACT_OPEN) continue;
     const sd_drift_check *c = a->check;
-    open_alert o = {a->id, op->r->space, c->severity, "", "", c->cluster, NULL};
+    open_alert o = {a->id, op->r->space, c->severity, "", "", c->cluster, NULL,
+                    a->created_at};
     snprintf(o.kind, sizeof(o.kind), "%s", c->kind);
     snprintf(o.method, sizeof(o.method), "%s", c->method);
     if (c->centroid && (o.centroid = malloc(sizeof(float) * (size_t)op->r->dim)))
@@ -358,15 +372,17 @@ static int cache_follow(sd_watch *w, const alert_op *op) {
   return rc;
 }
 
-/* --drift-recluster: the first opened critical alert or emerging cluster
- * asks for a re-cluster of its space. */
+/* --drift-recluster: the first alert of the round that opened or rose to
+ * critical, or an opened emerging cluster, asks for a re-cluster of its
+ * space. */
 static void policy(sd_watch *w, const alert_op *op) {
   if (!w->cfg->drift_recluster || !w->maint) return;
   for (size_t i = 0; i < op->n; i++) {
     const action *a = &op->acts[i];
-    if (a->kind != ACT_OPEN || !(a->check->severity == SD_SEV_CRITICAL ||
-                                 !strcmp(a->check->kind, "emerging_cluster")))
-      continue;
+    int critical = a->check && a->check->severity == SD_SEV_CRITICAL &&
+                   (a->kind == ACT_OPEN || a->kind == ACT_ESCALATE);
+    int emerging = a->kind == ACT_OPEN && !strcmp(a->check->kind, "emerging_cluster");
+    if (!critical && !emerging) continue;
     sd_recluster_req req = {op->r->space, SD_ALGO_KMEANS, 0,
                             op->r->space == SD_SPACE_INTENTS &&
                                 !sd_config_remote(w->cfg),

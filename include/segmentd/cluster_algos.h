@@ -63,6 +63,8 @@ typedef struct {
                            rest assigned to the nearest core cluster member
                            if within its core distance, else noise);
                            default 20000 */
+  int allow_single_cluster; /* all rows may form one cluster (HDBSCAN's
+                               option; default 0: at least two) */
 } sd_density_opts;
 
 typedef struct {

@@ -56,8 +56,10 @@ typedef struct {
   const int32_t *label;     /* n: row index into ids */
   const float *sim;         /* n: cosine to its centroid */
   size_t n;
-  int baseline;             /* 1: x/label/sim are the complete baseline;
-                               0: collect it from the next observations */
+  int baseline;             /* 0: collect the baseline from the next
+                               observations; 1: x/label/sim are the
+                               complete baseline; 2: and counts are the
+                               baseline shares */
 } sd_drift_ref;
 
 /* One check's outcome. Per-cluster kinds carry the cluster id. */
@@ -99,10 +101,15 @@ int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *ref);
 int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
                      float sim, const float *x, const char *id,
                      const char *text, size_t len);
-/* sd_drift_observe returns 1 when its point completed the baseline, which
- * the caller then stores: a copy of it (caller frees x, label, sim). */
+/* sd_drift_observe returns non-zero when its point completed the vector
+ * baseline (bit 1) or the baseline shares (bit 2: the clusters of the
+ * first max(--drift-window / 2, --drift-sample) assignments, which share
+ * checks compare with), which the caller then stores: a copy of it (caller
+ * frees x, label, sim; counts has k entries: the baseline shares when
+ * *level is 2, else the training counts). */
 int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
-                      int32_t **label, float **sim, size_t *n);
+                      int32_t **label, float **sim, size_t *n, float *counts,
+                      int *level);
 
 /* Texts of a space may be re-encoded for the emerging-cluster search:
  * fn(ud, text, len, out) writes a unit vector of dim floats (0 or an

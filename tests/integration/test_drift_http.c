@@ -35,7 +35,7 @@ static long ingest_mix(sd_server *srv, int n, double fresh) {
     char id[32], user[32], text[128];
     snprintf(id, sizeof id, "dt-%d", g_next);
     snprintf(user, sizeof user, "du-%d", g_next % 40);
-    if ((double)(i % 10) < fresh * 10) {
+    if (i % 10 < (int)(fresh * 10 + 0.5)) {
       unsigned s = (unsigned)g_next * 2654435761u;
       size_t used = 0;
       for (int w = 0; w < 6; w++, s = s * 1103515245u + 12345u)

@@ -586,7 +586,7 @@ static void check_density_blobs(int unit) {
   int32_t *lab = xmalloc(n * sizeof(int32_t));
   float *x = make_data(nb, ng, dim, blobs, 10.0, unit ? 0.05 : 0.5, 15.0,
                        unit, truth);
-  sd_density_opts o = {0, 0, unit, 1, 0};
+  sd_density_opts o = {0, 0, unit, 1, 0, 0};
   sd_density_result r, r2;
   double bg;
   CHECK_INT(sd_density_fit(x, n, dim, &o, &r), 0);
@@ -631,7 +631,7 @@ static void test_density_sampling(void) {
   int dim = 16, blobs = 5, consistent;
   int32_t *truth = xmalloc(n * sizeof(int32_t));
   float *x = make_data(nb, ng, dim, blobs, 10.0, 0.5, 15.0, 0, truth);
-  sd_density_opts o = {10, 0, 0, 99, 1000};
+  sd_density_opts o = {10, 0, 0, 99, 1000, 0};
   sd_density_result r;
   double bg;
   CHECK_INT(sd_density_fit(x, n, dim, &o, &r), 0);
@@ -658,7 +658,7 @@ static void check_density_reference(size_t nb, size_t ng, int dim, int mcs,
   int32_t *truth = xmalloc(n * sizeof(int32_t));
   int32_t *ref = xmalloc(n * sizeof(int32_t));
   float *x = make_data(nb, ng, dim, 6, 4.0, sigma, 6.0, unit, truth);
-  sd_density_opts o = {mcs, ms, unit, 1, 0};
+  sd_density_opts o = {mcs, ms, unit, 1, 0, 0};
   sd_density_result r;
   int k = ref_hdbscan(x, (int)n, dim, mcs, ms ? ms : mcs, unit, ref);
   CHECK_INT(sd_density_fit(x, n, dim, &o, &r), 0);
@@ -675,7 +675,7 @@ static void check_density_reference(size_t nb, size_t ng, int dim, int mcs,
 
 static void test_density_tiny(void) {
   float x[6 * 3] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 5, 5, 5, 5, 6, 5, 6, 5, 5};
-  sd_density_opts o = {0, 0, 0, 0, 0};
+  sd_density_opts o = {0, 0, 0, 0, 0, 0};
   sd_density_result r;
   CHECK_INT(sd_density_fit(x, 6, 3, &o, &r), 0); /* fewer rows than 15 */
   CHECK_INT(r.k, 0);
@@ -697,7 +697,7 @@ static void test_density_tiny(void) {
 
 static void test_density_invalid(void) {
   float x[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-  sd_density_opts o = {2, 1, 0, 0, 0}, bad;
+  sd_density_opts o = {2, 1, 0, 0, 0, 0}, bad;
   sd_density_result r;
   CHECK_INT(sd_density_fit(NULL, 4, 2, &o, &r), SD_EINVAL);
   CHECK(r.labels == NULL && r.centroids == NULL && r.k == 0);
