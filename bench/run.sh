@@ -63,7 +63,7 @@ cmake --build "$bb" -j2 --target suite >/dev/null
 SD=$root/build-release/segmentd
 
 work=$(mktemp -d /tmp/sd-suite-XXXXXX)
-pids=() # our background jobs, for the record; cleanup kills `jobs -p` only
+# cleanup stops our own background jobs (`jobs -p`) only
 cleanup() {
   for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -137,7 +137,6 @@ start_sd() { # -> sd_pid, url; returns once /readyz answers 200
   "$SD" serve --listen 127.0.0.1:0 --db "$work/sd.db" --port-file "$work/port" \
     >>"$work/sd.log" 2>&1 &
   sd_pid=$!
-  pids+=("$sd_pid")
   for _ in $(seq 3000); do
     if [ -s "$work/port" ]; then
       url="http://127.0.0.1:$(cat "$work/port")"
@@ -251,7 +250,6 @@ body=$((bytes / 20))
 fig answer_bytes "$body"
 "$bb/ceiling_http" --port-file "$work/cport" --body-bytes "$body" 2>/dev/null &
 ceil_pid=$!
-pids+=("$ceil_pid")
 for _ in $(seq 200); do [ -s "$work/cport" ] && break; sleep 0.02; done
 curl_ceil="http://127.0.0.1:$(cat "$work/cport")"
 
@@ -289,7 +287,6 @@ mrows=$(( (rate * DUR / 1000 + 1) * 1000 ))
 log "mixed: lookups wrk -c8 ${DUR}s while ingesting $rate events/s"
 "$bb/loadgen" events "$url" "$mrows" "$USERS" 1000 4 "$rate" 3 >"$work/mixed_ingest.json" &
 lg=$!
-pids+=("$lg")
 mout=$(cd "$here" && wrk -t2 -c8 -d"$DUR"s --latency -s suite_lookup.lua "$url" -- "$work/users.txt")
 echo "$mout" >>"$work/wrk.log"
 wait "$lg" || true
@@ -330,12 +327,12 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && [ "$SECONDS" -lt 460 ]; t
     lookup_c8|lookup_c64)
       c=${target#lookup_c}
       (cd "$here" && wrk -t2 -c"$c" -d"$((DUR + 2))"s -s lookup.lua "$url" -- "$work/users.txt" >/dev/null) &
-      lp=$!; pids+=("$lp"); sleep 1
+      lp=$!; sleep 1
       $PERF_REC -o "$work/perf.data" -p "$sd_pid" -- sleep "$DUR" >/dev/null 2>&1 || true
       wait "$lp" || true ;;
     ingest)
       "$bb/loadgen" events "$url" "$INGEST_ROWS" "$USERS" 1000 4 0 4 >/dev/null &
-      lp=$!; pids+=("$lp"); sleep 1
+      lp=$!; sleep 1
       $PERF_REC -o "$work/perf.data" -p "$sd_pid" -- sleep "$DUR" >/dev/null 2>&1 || true
       wait "$lp" || true ;;
     kmeans)

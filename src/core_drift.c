@@ -59,13 +59,13 @@ int core_drift_install(sd_core *c, const sd_proposal *p) {
   const sd_space *sp = &c->spaces[p->space];
   sd_drift_ref ref = {sp->version, sp->k, sp->dim, sp->ids, sp->centroids,
                       p->weights, p->ref_x, p->ref_label, p->ref_sim, p->ref_n,
-                      0};
+                      NULL, NULL, 0};
   return sd_drift_set_reference(c->drift, p->space, &ref);
 }
 
 static const char SQL_REF_GET[] =
-    "SELECT n,x,label,sim,counts,baseline FROM drift_reference WHERE space=?1 "
-    "AND version=?2";
+    "SELECT n,x,label,sim,counts,baseline,base_sum,base_sim FROM "
+    "drift_reference WHERE space=?1 AND version=?2";
 
 /* The live model's stored reference, if any (older models have none). */
 int core_drift_load(sd_core *c, int space) {
@@ -88,12 +88,18 @@ int core_drift_load(sd_core *c, int space) {
            sqlite3_column_bytes(st, 2) == (int)(sizeof(int32_t) * n) &&
            sqlite3_column_bytes(st, 3) == (int)(sizeof(float) * n) &&
            sqlite3_column_bytes(st, 4) == (int)(sizeof(float) * (size_t)sp->k);
+  size_t k = (size_t)sp->k;
+  int means = sqlite3_column_bytes(st, 6) == (int)(sizeof(float) * k * dim) &&
+              sqlite3_column_bytes(st, 7) == (int)(sizeof(float) * k);
+  int level = sqlite3_column_int(st, 5);
   rc = 0;
   if (ok) {
     sd_drift_ref ref = {sp->version, sp->k, sp->dim, sp->ids, sp->centroids,
                         sqlite3_column_blob(st, 4), sqlite3_column_blob(st, 1),
                         sqlite3_column_blob(st, 2), sqlite3_column_blob(st, 3), n,
-                        sqlite3_column_int(st, 5)};
+                        means ? sqlite3_column_blob(st, 6) : NULL,
+                        means ? sqlite3_column_blob(st, 7) : NULL,
+                        level == 2 && !means ? 1 : level};
     rc = sd_drift_set_reference(c->drift, space, &ref);
   } else {
     sd_log_warn("the drift reference of %s v%lld does not fit the model: "
@@ -105,7 +111,7 @@ int core_drift_load(sd_core *c, int space) {
 
 static const char SQL_BASELINE[] =
     "UPDATE drift_reference SET n=?3,x=?4,label=?5,sim=?6,counts=?7,"
-    "baseline=?8 WHERE space=?1 AND version=?2";
+    "baseline=?8,base_sum=?9,base_sim=?10 WHERE space=?1 AND version=?2";
 
 /* The baseline just completed: stored, so a restart keeps comparing with
  * it (its own statement: the group that completed it has committed). */
@@ -113,15 +119,17 @@ static void store_baseline(sd_core *c, int space) {
   int64_t version;
   float *x = NULL, *sim = NULL;
   int32_t *label = NULL;
-  size_t n, k = (size_t)c->spaces[space].k;
+  size_t n, k = (size_t)c->spaces[space].k, dim = (size_t)c->spaces[space].dim;
   int level = 0;
   float *counts = malloc(sizeof(float) * (k ? k : 1));
-  int rc = counts ? sd_drift_baseline(c->drift, space, &version, &x, &label,
-                                      &sim, &n, counts, &level)
-                  : SD_ENOMEM;
+  float *bsum = malloc(sizeof(float) * (k ? k : 1) * dim);
+  float *bsim = malloc(sizeof(float) * (k ? k : 1));
+  int rc = counts && bsum && bsim
+               ? sd_drift_baseline(c->drift, space, &version, &x, &label, &sim,
+                                   &n, counts, bsum, bsim, &level)
+               : SD_ENOMEM;
   sqlite3_stmt *st = rc == 0 ? sd_store_stmt(c->db, SQL_BASELINE) : NULL;
   if (st) {
-    size_t dim = (size_t)c->spaces[space].dim;
     sqlite3_bind_text(st, 1, c->spaces[space].name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, version);
     sqlite3_bind_int64(st, 3, (int64_t)n);
@@ -130,6 +138,10 @@ static void store_baseline(sd_core *c, int space) {
     sqlite3_bind_blob(st, 6, sim, (int)(sizeof(float) * n), SQLITE_STATIC);
     sqlite3_bind_blob(st, 7, counts, (int)(sizeof(float) * k), SQLITE_STATIC);
     sqlite3_bind_int(st, 8, level);
+    if (level == 2) {
+      sqlite3_bind_blob(st, 9, bsum, (int)(sizeof(float) * k * dim), SQLITE_STATIC);
+      sqlite3_bind_blob(st, 10, bsim, (int)(sizeof(float) * k), SQLITE_STATIC);
+    }
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
     sqlite3_reset(st);
   }
@@ -141,6 +153,8 @@ static void store_baseline(sd_core *c, int space) {
                 (long long)version, level == 2 ? "shares complete"
                                                : "points complete");
   free(counts);
+  free(bsum);
+  free(bsim);
   free(x);
   free(label);
   free(sim);

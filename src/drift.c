@@ -28,6 +28,8 @@ static void ref_free(drift_ref *r) {
   free(r->centroids);
   free(r->counts);
   free(r->base);
+  free(r->base_sum);
+  free(r->base_sim);
   free(r->x);
   free(r->label);
   free(r->sim);
@@ -147,15 +149,21 @@ static int ref_copy(drift_ref *r, const sd_drift_ref *in, size_t cap,
   r->radius = malloc(sizeof(float) * k);
   r->cohesion = calloc(k, sizeof(float));
   r->base = calloc(k, sizeof(double));
+  r->base_sum = calloc(k * dim, sizeof(float));
+  r->base_sim = calloc(k, sizeof(double));
   if (!r->ids || !r->centroids || !r->counts || !r->x || !r->label ||
-      !r->sim || !r->radius || !r->cohesion || !r->base)
+      !r->sim || !r->radius || !r->cohesion || !r->base || !r->base_sum ||
+      !r->base_sim)
     return SD_ENOMEM;
   memcpy(r->ids, in->ids, sizeof(int32_t) * k);
   memcpy(r->centroids, in->centroids, sizeof(float) * k * dim);
   for (size_t c = 0; c < k; c++) r->counts[c] = in->counts[c], r->radius[c] = -2;
-  r->base_done = in->baseline >= 2;
-  for (size_t c = 0; c < k && r->base_done; c++)
+  r->base_done = in->baseline >= 2 && in->base_sum && in->base_sim;
+  for (size_t c = 0; c < k && r->base_done; c++) {
     r->base[c] = in->counts[c], r->base_n += (size_t)in->counts[c];
+    r->base_sim[c] = in->base_sim[c];
+  }
+  if (r->base_done) memcpy(r->base_sum, in->base_sum, sizeof(float) * k * dim);
   memcpy(r->x, in->x, sizeof(float) * n * dim);
   memcpy(r->label, in->label, sizeof(int32_t) * n);
   memcpy(r->sim, in->sim, sizeof(float) * n);
@@ -247,6 +255,9 @@ int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
   if (s->ref.version == version && idx >= 0 && idx < s->ref.k) {
     if (!s->ref.base_done) {
       s->ref.base[idx] += 1;
+      s->ref.base_sim[idx] += sim;
+      for (int j = 0; j < s->dim; j++)
+        s->ref.base_sum[(size_t)idx * (size_t)s->dim + (size_t)j] += x[j];
       s->ref.base_done = ++s->ref.base_n >= s->ref.base_cap;
       if (s->ref.base_done) done = 2;
     }
@@ -269,13 +280,16 @@ int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
 
 int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
                       int32_t **label, float **sim, size_t *n, float *counts,
-                      int *level) {
+                      float *base_sum, float *base_sim, int *level) {
   drift_space *s = &d->spaces[space];
   pthread_mutex_lock(&s->mu);
   const drift_ref *r = &s->ref;
   *level = r->baseline ? (r->base_done ? 2 : 1) : 0;
-  for (int c = 0; c < r->k; c++)
+  for (int c = 0; c < r->k; c++) {
     counts[c] = (float)(r->base_done ? r->base[c] : r->counts[c]);
+    base_sim[c] = (float)r->base_sim[c];
+  }
+  memcpy(base_sum, r->base_sum, sizeof(float) * (size_t)r->k * (size_t)s->dim);
   size_t rows = r->baseline ? r->n : 0, dim = (size_t)s->dim;
   *version = r->version;
   *n = rows;

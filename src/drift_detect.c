@@ -57,6 +57,9 @@ static void work_free(work *w) {
   free(w->ref.ids);
   free(w->ref.centroids);
   free(w->ref.counts);
+  free(w->ref.base);
+  free(w->ref.base_sum);
+  free(w->ref.base_sim);
   free(w->ref.x);
   free(w->ref.label);
   free(w->ref.sim);
@@ -89,14 +92,18 @@ static int copy_ref(work *w, const drift_ref *r) {
   w->ref.centroids = dup_mem(r->centroids, sizeof(float) * k * dim);
   /* shares compare with the baseline's, never the training sample's */
   w->ref.counts = dup_mem(r->base_done ? r->base : r->counts, sizeof(double) * k);
-  w->ref.base = NULL;
+  w->ref.base = dup_mem(r->base, sizeof(double) * k);
+  w->ref.base_sum = dup_mem(r->base_sum, sizeof(float) * k * dim);
+  w->ref.base_sim = dup_mem(r->base_sim, sizeof(double) * k);
   w->ref.x = dup_mem(r->x, sizeof(float) * n * dim);
   w->ref.label = dup_mem(r->label, sizeof(int32_t) * n);
   w->ref.sim = dup_mem(r->sim, sizeof(float) * n);
   w->ref.radius = dup_mem(r->radius, sizeof(float) * k);
   w->ref.cohesion = dup_mem(r->cohesion, sizeof(float) * k);
   return w->ref.ids && w->ref.centroids && w->ref.counts && w->ref.x &&
-                 w->ref.label && w->ref.sim && w->ref.radius && w->ref.cohesion
+                 w->ref.label && w->ref.sim && w->ref.radius &&
+                 w->ref.cohesion && w->ref.base && w->ref.base_sum &&
+                 w->ref.base_sim
              ? 0
              : SD_ENOMEM;
 }
@@ -331,18 +338,17 @@ static int summary(sd_drift_report *r, const char *kind, const char *method,
   return 0;
 }
 
-/* 1 - cosine of the window mean to the reference centroid, and its
- * threshold (at least 4x the sampling noise). */
+/* 1 - cosine of the window's mean of cluster c to the baseline's mean,
+ * and its threshold (at least 4x the sampling noise of both means). */
 static double centroid_shift(const work *w, const win_stats *s, int c,
-                             double cfg_thr, double *thr) {
+                             double coh, double cfg_thr, double *thr) {
   size_t dim = (size_t)w->dim;
-  const float *sum = s->sum + (size_t)c * dim;
-  double norm = cblas_snrm2((int)dim, sum, 1);
-  double cosv = norm > 0 ? cblas_sdot((int)dim, sum, 1,
-                                      w->ref.centroids + (size_t)c * dim, 1) / norm
-                         : 0;
-  double coh = w->ref.cohesion[c] > 0.05 ? w->ref.cohesion[c] : 0.05;
-  double noise = (1 - coh * coh) / (2 * s->cnt[c] * coh * coh);
+  const float *sum = s->sum + (size_t)c * dim, *ref = w->ref.base_sum + (size_t)c * dim;
+  double na = cblas_snrm2((int)dim, sum, 1), nb = cblas_snrm2((int)dim, ref, 1);
+  double cosv = na > 0 && nb > 0 ? cblas_sdot((int)dim, sum, 1, ref, 1) / (na * nb) : 0;
+  if (coh < 0.05) coh = 0.05;
+  double noise = (1 - coh * coh) / (2 * coh * coh) *
+                 (1 / s->cnt[c] + 1 / w->ref.base[c]);
   *thr = cfg_thr > 4 * noise ? cfg_thr : 4 * noise;
   return 1 - cosv;
 }
@@ -383,18 +389,21 @@ static int cluster_shape(const sd_config *cfg, const work *w,
   int64_t id = w->ref.ids[c];
   char msg[320];
   double thr;
-  if (s->cnt[c] < MIN_CLUSTER_POINTS) return 0;
-  double shift = centroid_shift(w, s, c, cfg->centroid_shift, &thr);
+  if (!w->ref.base_done || s->cnt[c] < MIN_CLUSTER_POINTS ||
+      w->ref.base[c] < MIN_CLUSTER_POINTS)
+    return 0; /* compared with the baseline's members only */
+  double coh = w->ref.base_sim[c] / w->ref.base[c];
+  double shift = centroid_shift(w, s, c, coh, cfg->centroid_shift, &thr);
   int sev = shift > thr ? (shift > 2 * thr ? SD_SEV_CRITICAL : SD_SEV_WARNING)
                         : SD_SEV_NONE;
   snprintf(msg, sizeof(msg), "cluster %lld moved: its recent members' mean is "
-           "at cosine %.3f from its centroid", (long long)id, 1 - shift);
+           "at cosine %.3f from its baseline members' mean", (long long)id,
+           1 - shift);
   int rc = per_cluster(r, wo, 2, KINDS[2], id, shift, shift / thr, thr, sev, msg);
-  double drop = w->ref.cohesion[c] - s->sim[c] / s->cnt[c];
+  double drop = coh - s->sim[c] / s->cnt[c];
   sev = drop >= cfg->cohesion_drop ? SD_SEV_WARNING : SD_SEV_NONE;
   snprintf(msg, sizeof(msg), "cluster %lld is looser: mean similarity %.3f, "
-           "%.3f in the baseline", (long long)id, s->sim[c] / s->cnt[c],
-           (double)w->ref.cohesion[c]);
+           "%.3f in the baseline", (long long)id, s->sim[c] / s->cnt[c], coh);
   if (rc == 0)
     rc = per_cluster(r, wo, 3, KINDS[3], id, drop, drop, cfg->cohesion_drop,
                      sev, msg);

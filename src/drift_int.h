@@ -27,6 +27,8 @@ typedef struct {
   size_t cap;       /* rows of x/label/sim (the baseline's size) */
   int baseline;     /* x holds the complete baseline (n == cap) */
   double *base;     /* k: clusters of the first base_cap assignments */
+  float *base_sum;  /* k x dim: their vectors summed per cluster */
+  double *base_sim; /* k: their similarities summed per cluster */
   size_t base_n, base_cap;
   int base_done;    /* base holds them all: shares compare with it */
 } drift_ref;

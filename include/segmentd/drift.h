@@ -56,6 +56,8 @@ typedef struct {
   const int32_t *label;     /* n: row index into ids */
   const float *sim;         /* n: cosine to its centroid */
   size_t n;
+  const float *base_sum;    /* baseline 2: k x dim vector sums, k sims */
+  const float *base_sim;
   int baseline;             /* 0: collect the baseline from the next
                                observations; 1: x/label/sim are the
                                complete baseline; 2: and counts are the
@@ -106,10 +108,12 @@ int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
  * first max(--drift-window / 2, --drift-sample) assignments, which share
  * checks compare with), which the caller then stores: a copy of it (caller
  * frees x, label, sim; counts has k entries: the baseline shares when
- * *level is 2, else the training counts). */
+ * *level is 2, else the training counts; base_sum (k x dim) and base_sim
+ * (k) the per-cluster sums of vectors and similarities over the same
+ * assignments, against which shapes are compared). */
 int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
                       int32_t **label, float **sim, size_t *n, float *counts,
-                      int *level);
+                      float *base_sum, float *base_sim, int *level);
 
 /* Texts of a space may be re-encoded for the emerging-cluster search:
  * fn(ud, text, len, out) writes a unit vector of dim floats (0 or an

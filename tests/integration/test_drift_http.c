@@ -3,7 +3,8 @@
  * true is one check interval; GET /v1/alerts the history).
  *
  * Intents: a model of the 3 planted topics and its baseline (the first
- * 500 texts after it); 12 stationary intervals of
+ * 500 texts after it, and the shares of the first 1,000); 12 stationary
+ * intervals of
  * the same topics raise no critical alert and at most 3 MMD warnings
  * (each interval's test has a 5% false-alarm rate: more than 3 of 12 has
  * a probability near 0.2%); then a new topic (30% of each interval's
@@ -184,7 +185,8 @@ static void restart_and_clear(sd_server *srv) {
 
 static void intents_drift(void) {
   const char *const args[] = {"--train-min", "400", "--drift-interval", "0",
-                              "--emerging-min-size", "20", NULL};
+                              "--emerging-min-size", "20", "--drift-window",
+                              "2000", NULL};
   sd_server *srv = srv_start(args);
   CHECK(srv != NULL);
   if (!srv) return;
@@ -246,7 +248,8 @@ static long long cluster_of_segment(sd_server *srv, const gen_conf *c, int seg) 
 
 static void segments_shift(void) {
   const char *const args[] = {"--train-min", "1000", "--drift-interval", "0",
-                              "--dim", "64", "--k", "4", NULL};
+                              "--dim", "64", "--k", "4", "--drift-window",
+                              "1000", NULL};
   gen_conf c = {SEG_USERS, SEG_N, 10, 1, 0.0, 7, 0, 0, 0, 0, "ds"};
   sd_server *srv = srv_start(args);
   CHECK(srv != NULL);
