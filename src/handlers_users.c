@@ -217,6 +217,18 @@ static int answer_error(sd_reply *rep, int err, const char *user_id) {
                         NULL);
 }
 
+/* One read transaction around several statements: one consistent view of
+ * the database, and one lock round trip instead of one per statement. */
+static void read_begin(void) {
+  sd_store *rd = sd_store_reader();
+  if (rd) sd_store_exec(rd, "BEGIN");
+}
+
+static void read_end(void) {
+  sd_store *rd = sd_store_reader();
+  if (rd) sd_store_exec(rd, "COMMIT");
+}
+
 int h_user_segment(sd_req *req, sd_reply *rep) {
   const char *ex = sd_req_query(req, "explain");
   int want = ex && (!strcmp(ex, "true") || !strcmp(ex, "1"));
@@ -225,7 +237,9 @@ int h_user_segment(sd_req *req, sd_reply *rep) {
   sd_snapshot *snap = sd_snapshot_acquire();
   if (!snap) return sd_reply_error(rep, SD_ENOTREADY, NULL, NULL);
   int err = 0;
+  read_begin();
   json_t *o = segment_answer(req->cfg, snap, req->params[0], want, &err);
+  read_end();
   sd_snapshot_release(snap);
   return o ? sd_reply_json(rep, 200, o) : answer_error(rep, err, req->params[0]);
 }
@@ -269,6 +283,7 @@ int h_segments_lookup(sd_req *req, sd_reply *rep) {
   json_t *results = json_array();
   size_t i;
   json_t *v;
+  read_begin();
   json_array_foreach(ids, i, v) {
     int err = 0;
     const char *uid = json_string_value(v);
@@ -278,6 +293,7 @@ int h_segments_lookup(sd_req *req, sd_reply *rep) {
                     sd_err_code(snap ? err : SD_ENOTREADY));
     json_array_append_new(results, o);
   }
+  read_end();
   sd_snapshot_release(snap);
   json_decref(body);
   return sd_reply_json(rep, 200, json_pack("{s:o}", "results", results));
