@@ -211,6 +211,10 @@ int sd_core_queue_depth(sd_core *c) {
 static int core_open(sd_core *c, char *msg, size_t msglen) {
   int rc = sd_store_open(c->cfg->db, &c->db, msg, msglen);
   if (rc < 0) return rc;
+  if ((rc = sd_checkpointer_start(c->db, c->cfg->db, &c->ckpt)) < 0) {
+    snprintf(msg, msglen, "cannot start the WAL checkpointer");
+    return rc;
+  }
   if ((rc = sd_store_readers_init(c->cfg->db)) < 0) return rc;
   rc = sd_encoder_new((int)c->cfg->dim, SD_ENCODER_BITS, 0x5e9d, &c->enc);
   if (rc < 0) {
@@ -282,6 +286,8 @@ void sd_core_stop(sd_core *c) {
   c->running = 0;
   pthread_mutex_unlock(&c->mu);
   if (core_save_models(c) < 0) sd_log_error("saving models at stop failed");
+  sd_checkpointer_stop(c->ckpt, c->db); /* the final checkpoint is ours */
+  c->ckpt = NULL;
   if (sqlite3_wal_checkpoint_v2(sd_store_db(c->db), NULL,
                                 SQLITE_CHECKPOINT_TRUNCATE, NULL,
                                 NULL) != SQLITE_OK)
@@ -294,6 +300,7 @@ void sd_core_free(sd_core *c) {
   sd_core_stop(c);
   sd_snapshot_clear();
   sd_store_close_readers();
+  sd_checkpointer_stop(c->ckpt, c->db); /* a start that failed half-way */
   sd_store_close(c->db);
   sd_encoder_free(c->enc);
   sd_drift_free(c->drift);

@@ -39,6 +39,7 @@ typedef struct {
 struct sd_core {
   const sd_config *cfg;
   sd_store *db;
+  sd_checkpointer *ckpt;       /* WAL checkpoints off the writer */
   sd_encoder *enc;
   int64_t embedder_id, client_embedder_id; /* random projection, client */
   int remote;                  /* texts are embedded by a remote server */

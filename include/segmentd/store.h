@@ -52,6 +52,15 @@ sd_store *sd_store_reader(void);
 int sd_store_readers_init(const char *path);
 void sd_store_close_readers(void);
 
+/* WAL checkpoints on a thread of their own (store_ckpt.c): turns the
+ * writer connection's automatic checkpoint off and checkpoints (PASSIVE)
+ * from another connection whenever a commit leaves 1,000 pages or more in
+ * the WAL. Start after opening the writer; stop before closing it. */
+typedef struct sd_checkpointer sd_checkpointer;
+int sd_checkpointer_start(sd_store *writer, const char *path,
+                          sd_checkpointer **out);
+void sd_checkpointer_stop(sd_checkpointer *c, sd_store *writer);
+
 /* meta key/value helpers (writer connection). */
 int sd_store_meta_get(sd_store *s, const char *key, char *out, size_t cap);
 int sd_store_meta_set(sd_store *s, const char *key, const char *value);
