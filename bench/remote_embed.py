@@ -5,9 +5,9 @@ For each fake model latency (--latencies, ms per request) and each
 --embed-inflight N (--inflight), starts a fresh fake embedder
 (tests/fake_embedder --dim D) and a fresh segmentd (--embedder openai,
 --dim D, --embed-encoding E, --embed-batch 64, --train-min 1000000 so no
-model training competes, fresh database in a temp dir), POSTs the texts to /v1/texts in batches of 1,000 as
-fast as one keep-alive connection allows, then polls GET /v1/info every
-10 ms until embedder.queue.pending is 0.
+model training competes, fresh database in a temp dir), POSTs the texts to
+/v1/texts in batches of 1,000 as fast as one keep-alive connection allows,
+then polls GET /v1/info every 10 ms until embedder.queue.pending is 0.
 
   ingest texts/s   = texts / (first POST sent -> last POST answered)
   segmentd texts/s = texts / (first POST sent -> pending == 0)
@@ -362,8 +362,8 @@ def main():
                     f"connection; segmentd `--embedder openai --dim {args.dim} "
                     f"--embed-encoding {args.encoding} --embed-batch {args.embed_batch} "
                     f"--embed-inflight N --train-min 1000000` against a fresh "
-                    f"`tests/fake_embedder --dim {args.dim} --delay-ms L` per row. segmentd texts/s = "
-                    f"texts / (first POST -> /v1/info embedder.queue.pending == 0, polled "
+                    f"`tests/fake_embedder --dim {args.dim} --delay-ms L` per row. "
+                    f"segmentd texts/s = texts / (first POST -> /v1/info embedder.queue.pending == 0, polled "
                     f"every 10 ms); ingest texts/s = texts / (first POST -> last POST "
                     f"answered). Ceiling: N Python threads POST the same texts in batches "
                     f"of {args.embed_batch} straight to a fresh fake with the same latency "

@@ -9,7 +9,8 @@
 # /usr/bin/python3), prints one table and writes it with the machine
 # description to bench/results/<date>-remote-embed.md (OUT=... to write
 # elsewhere). Bounded: the driver is killed after 280 s; a normal run takes
-# about a minute (at --dim 768 --encoding float use --texts 10000).
+# about a minute, --dim 768 --encoding float about three (on a busy machine
+# add --texts 10000 to stay well inside the bound).
 #
 # usage: bench/remote_embed.sh [extra remote_embed.py flags, e.g. --texts 5000
 #        --dim 768 --encoding base64]

@@ -585,6 +585,34 @@ static int kmeans_assign_block(const float *x, int b, const float *c, int k,
   return 0;
 }
 
+/* One point on the sphere: a matrix-vector product and a scan (the
+ * online path assigns points one at a time; sgemm's packing and the
+ * scratch of the blocked path cost more than the product itself). Same
+ * answers as the blocked path: the first best, then the first runner-up. */
+static int kmeans_assign_one(const float *x, const float *c, int k, int dim,
+                             int32_t *best, float *best_sim, int32_t *second,
+                             float *second_sim) {
+  float stack[256], *s = k <= 256 ? stack : malloc(sizeof(float) * (size_t)k);
+  if (!s) return SD_ENOMEM;
+  float xn = cblas_sdot(dim, x, 1, x, 1);
+  if (!isfinite(xn)) {
+    if (s != stack) free(s);
+    return SD_EINVAL;
+  }
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, k, dim, 1.0f, c, dim, x, 1, 0.0f, s, 1);
+  int32_t b = 0, b2 = -1;
+  for (int32_t j = 1; j < k; j++)
+    if (s[j] > s[b]) b = j;
+  for (int32_t j = 0; j < k; j++)
+    if (j != b && (b2 < 0 || s[j] > s[b2])) b2 = j;
+  *best = b;
+  *best_sim = s[b];
+  if (second) *second = b2;
+  if (second_sim) *second_sim = b2 < 0 ? -INFINITY : s[b2];
+  if (s != stack) free(s);
+  return 0;
+}
+
 int sd_kmeans_assign(const float *x, size_t n, const float *c, int k, int dim,
                      int spherical, int32_t *best, float *best_sim,
                      int32_t *second, float *second_sim) {
@@ -592,6 +620,8 @@ int sd_kmeans_assign(const float *x, size_t n, const float *c, int k, int dim,
   if (!x || !c || !best || !best_sim || k < 1 || dim < 1 ||
       dim > KMEANS_MAX_DIM || n > SIZE_MAX / sizeof(float) / (size_t)dim)
     return SD_EINVAL;
+  if (n == 1 && spherical)
+    return kmeans_assign_one(x, c, k, dim, best, best_sim, second, second_sim);
   int rows = kmeans_block_rows(k, dim), rc = 0;
   float *cn = sd_malloc_n((size_t)k, 1, sizeof(float));
   float *scores = sd_malloc_n((size_t)rows, (size_t)k, sizeof(float));

@@ -474,7 +474,35 @@ static void test_seeding_quality(void) {
   free(truth);
 }
 
+/* One point at a time (the online path) answers as a block of points:
+ * best, runner-up and their similarities, for k below and above 256. */
+static void test_assign_one_matches_block(void) {
+  for (int k = 3; k <= 300; k += 297) {
+    const int n = 64, dim = 24;
+    float *c = malloc(sizeof(float) * (size_t)k * dim);
+    float *x = malloc(sizeof(float) * (size_t)n * dim);
+    int32_t b[64], b2[64], ob, ob2;
+    float s[64], s2[64], os, os2;
+    for (int i = 0; i < k * dim; i++) c[i] = (float)td_normal();
+    for (int i = 0; i < n * dim; i++) x[i] = (float)td_normal();
+    for (int j = 0; j < k; j++) td_normalise(c + (size_t)j * dim, dim);
+    for (int i = 0; i < n; i++) td_normalise(x + (size_t)i * dim, dim);
+    CHECK_INT(sd_kmeans_assign(x, (size_t)n, c, k, dim, 1, b, s, b2, s2), 0);
+    int same = 1;
+    for (int i = 0; i < n; i++) {
+      CHECK_INT(sd_kmeans_assign(x + (size_t)i * dim, 1, c, k, dim, 1, &ob, &os,
+                                 &ob2, &os2), 0);
+      same &= ob == b[i] && ob2 == b2[i] && fabsf(os - s[i]) < 1e-5f &&
+              fabsf(os2 - s2[i]) < 1e-5f;
+    }
+    CHECK(same);
+    free(c);
+    free(x);
+  }
+}
+
 int main(void) {
+  test_assign_one_matches_block();
   td_seed(12345);
   test_blobs_euclidean();
   test_blobs_spherical();
