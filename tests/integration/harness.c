@@ -78,12 +78,11 @@ static int srv_reaped(sd_server *srv, int *status) {
   return 1;
 }
 
-/* Child side of the fork: only async-signal-safe calls until execv. */
-static void srv_exec_child(const sd_server *srv) {
+void harness_exec_child(const char *log, char *const *argv) {
 #ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
-  int fd = open(srv->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd >= 0) {
     dup2(fd, STDOUT_FILENO);
     dup2(fd, STDERR_FILENO);
@@ -94,7 +93,7 @@ static void srv_exec_child(const sd_server *srv) {
     dup2(nul, STDIN_FILENO);
     close(nul);
   }
-  execv(srv->argv[0], srv->argv);
+  execv(argv[0], argv);
   _exit(127);
 }
 
@@ -121,7 +120,7 @@ static int srv_spawn(sd_server *srv) {
     return -1;
   }
   if (pid == 0)
-    srv_exec_child(srv);
+    harness_exec_child(srv->log, srv->argv);
   srv->pid = pid;
   srv->port = 0;
   return 0;

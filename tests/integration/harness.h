@@ -72,6 +72,12 @@ int srv_stop(sd_server *srv);
  * SD_KEEP_TMP is set in the environment) and frees srv. NULL is a no-op. */
 void srv_free(sd_server *srv);
 
+/* The child side of a fork that runs a helper process: dies with its
+ * parent thread (PR_SET_PDEATHSIG), stdout and stderr appended to log,
+ * stdin from /dev/null, then execv(argv[0], argv); never returns. Only
+ * async-signal-safe calls. */
+void harness_exec_child(const char *log, char *const *argv);
+
 /* Prints the last ~4 KiB of the server log to stderr, with a header. */
 void srv_dump_log(const sd_server *srv);
 

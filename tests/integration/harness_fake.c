@@ -196,25 +196,6 @@ void fake_dump_log(const fake_emb *f) {
   fclose(fp);
 }
 
-/* Child side of the fork: only async-signal-safe calls until execv. */
-static void fake_exec_child(const fake_emb *f, char *const *argv) {
-#ifdef __linux__
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-  int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (fd >= 0) {
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-  }
-  int nul = open("/dev/null", O_RDONLY);
-  if (nul >= 0) {
-    dup2(nul, STDIN_FILENO);
-    close(nul);
-  }
-  execv(argv[0], argv);
-  _exit(127);
-}
 
 /* Reaps the child if it has exited; 1 when it is gone. */
 static int fake_reaped(fake_emb *f, int *status) {
@@ -344,7 +325,7 @@ fake_emb *fake_start(int dim, const char *const *extra_args) {
   fflush(NULL);
   f->pid = fork();
   if (f->pid == 0)
-    fake_exec_child(f, (char *const *)argv);
+    harness_exec_child(f->log, (char *const *)argv);
   if (f->pid < 0 || fake_wait_ready(f) != 0) {
     f->pid = f->pid < 0 ? 0 : f->pid;
     fake_kill9(f);
