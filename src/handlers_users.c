@@ -200,7 +200,9 @@ static json_t *segment_answer(const sd_config *cfg, const sd_snapshot *snap,
                   "computed_at", h_time(sd_now_ms()));
     if (o) {
       segment_fields(o, snap, x, any, &u, want_explain, &vc);
-      json_object_set_new(o, "intents", user_intents(user_id, snap));
+      json_object_set_new(o, "intents", u.n_texts > 0 /* else no query */
+                                            ? user_intents(user_id, snap)
+                                            : json_array());
       json_object_set_new(o, "views", views_present(&ub.u));
     } else {
       *err = SD_ENOMEM;
