@@ -41,27 +41,29 @@ void sleep_ms(long ms) {
   }
 }
 
-void srv_dump_log(const sd_server *srv) {
-  if (!srv)
-    return;
-  FILE *f = fopen(srv->log, "rb");
+void harness_dump_tail(const char *path, long tail, const char *what) {
+  FILE *f = fopen(path, "rb");
   if (!f) {
-    fprintf(stderr, "harness: cannot open %s: %s\n", srv->log, strerror(errno));
+    fprintf(stderr, "harness: cannot open %s: %s\n", path, strerror(errno));
     return;
   }
   long size = 0;
   if (fseek(f, 0, SEEK_END) == 0)
     size = ftell(f);
-  long from = size > SRV_LOG_TAIL ? size - SRV_LOG_TAIL : 0;
-  if (fseek(f, from, SEEK_SET) != 0)
-    from = 0;
-  fprintf(stderr, "---- tail of %s ----\n", srv->log);
+  if (fseek(f, size > tail ? size - tail : 0, SEEK_SET) != 0)
+    rewind(f);
+  fprintf(stderr, "---- tail of %s ----\n", path);
   char buf[1024];
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, f)) > 0)
     fwrite(buf, 1, n, stderr);
-  fprintf(stderr, "\n---- end of server log ----\n");
+  fprintf(stderr, "\n---- end of %s log ----\n", what);
   fclose(f);
+}
+
+void srv_dump_log(const sd_server *srv) {
+  if (srv)
+    harness_dump_tail(srv->log, SRV_LOG_TAIL, "server");
 }
 
 /* Reaps the child if it has exited; returns 1 when it is gone. */

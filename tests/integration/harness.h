@@ -78,6 +78,10 @@ void srv_free(sd_server *srv);
  * async-signal-safe calls. */
 void harness_exec_child(const char *log, char *const *argv);
 
+/* Prints the last `tail` bytes of the file at path to stderr, between a
+ * header and an "end of <what> log" line. */
+void harness_dump_tail(const char *path, long tail, const char *what);
+
 /* Prints the last ~4 KiB of the server log to stderr, with a header. */
 void srv_dump_log(const sd_server *srv);
 

@@ -179,21 +179,8 @@ json_t *fake_stats(fake_emb *f) {
 /* ---- process ---- */
 
 void fake_dump_log(const fake_emb *f) {
-  FILE *fp = f ? fopen(f->log, "rb") : NULL;
-  if (!fp)
-    return;
-  long size = 0;
-  if (fseek(fp, 0, SEEK_END) == 0)
-    size = ftell(fp);
-  if (fseek(fp, size > FAKE_LOG_TAIL ? size - FAKE_LOG_TAIL : 0, SEEK_SET))
-    rewind(fp);
-  fprintf(stderr, "---- tail of %s ----\n", f->log);
-  char buf[1024];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
-    fwrite(buf, 1, n, stderr);
-  fprintf(stderr, "---- end of fake_embedder log ----\n");
-  fclose(fp);
+  if (f)
+    harness_dump_tail(f->log, FAKE_LOG_TAIL, "fake_embedder");
 }
 
 
