@@ -5,10 +5,11 @@
  * After a new model's reference arrives, the first --drift-sample
  * assignments form its baseline (drift.h says why); then the window, a
  * ring of the latest --drift-window assignments (vector, cluster index,
- * similarity), fills. An assignment whose similarity is below its
- * cluster's radius (the --outlier-quantile of the baseline members'
- * similarities) also enters the outlier ring, with the entity's id and
- * text. Everything is reset when a new model's reference arrives, since
+ * similarity), fills. The latest --drift-sample window points also
+ * enter the recent ring, with the entity's id and text, and an assignment
+ * whose similarity is below its cluster's radius (the --outlier-quantile
+ * of the baseline members' similarities) the outlier ring. Both rings keep
+ * one slot per entity (a user updated again replaces its slot). Everything is reset when a new model's reference arrives, since
  * cluster indexes and the vector space may have changed.
  */
 #include "drift_int.h"
@@ -38,26 +39,39 @@ static void ref_free(drift_ref *r) {
   memset(r, 0, sizeof(*r));
 }
 
-static void outliers_clear(drift_space *s) {
-  for (size_t i = 0; i < s->out_n; i++) {
-    free(s->out_id[i]);
-    free(s->out_text[i]);
-    s->out_id[i] = s->out_text[i] = NULL;
+static void ring_clear(drift_ring *g) {
+  for (size_t i = 0; i < g->n; i++) {
+    free(g->id[i]);
+    free(g->text[i]);
+    g->id[i] = g->text[i] = NULL;
   }
-  s->out_n = s->out_pos = 0;
+  g->n = g->pos = 0;
+}
+
+static void ring_free(drift_ring *g) {
+  if (g->id) ring_clear(g);
+  free(g->x);
+  free(g->id);
+  free(g->text);
+  free(g->hash);
+}
+
+static int ring_init(drift_ring *g, size_t cap, int dim) {
+  g->cap = cap;
+  g->x = malloc(sizeof(float) * cap * (size_t)dim);
+  g->id = calloc(cap, sizeof(char *));
+  g->text = calloc(cap, sizeof(char *));
+  g->hash = calloc(cap, sizeof(uint64_t));
+  return g->x && g->id && g->text && g->hash ? 0 : SD_ENOMEM;
 }
 
 static void space_free(drift_space *s) {
   ref_free(&s->ref);
-  outliers_clear(s);
+  ring_free(&s->out);
+  ring_free(&s->recent);
   free(s->win_x);
   free(s->win_label);
   free(s->win_sim);
-  free(s->out_x);
-  free(s->out_id);
-  free(s->out_text);
-  free(s->out_len);
-  free(s->out_hash);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->check_mu);
 }
@@ -68,19 +82,12 @@ static int space_init(drift_space *s, const sd_config *cfg, int dim) {
   pthread_mutex_init(&s->check_mu, NULL);
   s->dim = dim;
   s->win_cap = w;
-  s->out_cap = OUTLIER_CAP;
   s->win_x = malloc(sizeof(float) * w * (size_t)dim);
   s->win_label = malloc(sizeof(int32_t) * w);
   s->win_sim = malloc(sizeof(float) * w);
-  s->out_x = malloc(sizeof(float) * OUTLIER_CAP * (size_t)dim);
-  s->out_id = calloc(OUTLIER_CAP, sizeof(char *));
-  s->out_text = calloc(OUTLIER_CAP, sizeof(char *));
-  s->out_len = calloc(OUTLIER_CAP, sizeof(size_t));
-  s->out_hash = calloc(OUTLIER_CAP, sizeof(uint64_t));
-  return s->win_x && s->win_label && s->win_sim && s->out_x && s->out_id &&
-                 s->out_text && s->out_len && s->out_hash
-             ? 0
-             : SD_ENOMEM;
+  int rc = ring_init(&s->out, OUTLIER_CAP, dim);
+  if (rc == 0) rc = ring_init(&s->recent, (size_t)cfg->drift_sample, dim);
+  return rc == 0 && s->win_x && s->win_label && s->win_sim ? 0 : SD_ENOMEM;
 }
 
 sd_drift *sd_drift_new(const sd_config *cfg, const int dims[2]) {
@@ -186,7 +193,8 @@ int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *in) {
   s->ref = r;
   s->win_n = s->win_pos = 0;
   s->new_points = 0;
-  outliers_clear(s);
+  ring_clear(&s->out);
+  ring_clear(&s->recent);
   s->mmd_streak = 0;
   pthread_mutex_unlock(&s->mu);
   return 0;
@@ -203,34 +211,33 @@ static char *dup_n(const char *s, size_t len) {
   return p;
 }
 
-/* The slot of an entity already in the buffer (a user updated again), or
- * the next slot of the ring. */
-static size_t outlier_slot(drift_space *s, const char *id, uint64_t h,
-                           int *reuse) {
+/* The slot of an entity already in the ring (observed again), or the next
+ * slot. */
+static size_t ring_slot(const drift_ring *g, const char *id, uint64_t h,
+                        int *reuse) {
   *reuse = 0;
-  for (size_t i = 0; id && i < s->out_n; i++)
-    if (s->out_hash[i] == h && s->out_id[i] && !strcmp(s->out_id[i], id)) {
+  for (size_t i = 0; id && i < g->n; i++)
+    if (g->hash[i] == h && g->id[i] && !strcmp(g->id[i], id)) {
       *reuse = 1;
       return i;
     }
-  return s->out_pos;
+  return g->pos;
 }
 
-static void outlier_add(drift_space *s, const float *x, const char *id,
-                        const char *text, size_t len) {
+static void ring_add(drift_ring *g, int dim, const float *x, const char *id,
+                     const char *text, size_t len) {
   uint64_t h = id ? sd_hash64(id, strlen(id), 0x0d71) : 0;
   int reuse;
-  size_t i = outlier_slot(s, id, h, &reuse);
-  s->out_hash[i] = h;
-  free(s->out_id[i]);
-  free(s->out_text[i]);
-  memcpy(s->out_x + i * (size_t)s->dim, x, sizeof(float) * (size_t)s->dim);
-  s->out_id[i] = id ? dup_n(id, strlen(id)) : NULL;
-  s->out_text[i] = dup_n(text, len);
-  s->out_len[i] = s->out_text[i] ? len : 0;
+  size_t i = ring_slot(g, id, h, &reuse);
+  g->hash[i] = h;
+  free(g->id[i]);
+  free(g->text[i]);
+  memcpy(g->x + i * (size_t)dim, x, sizeof(float) * (size_t)dim);
+  g->id[i] = id ? dup_n(id, strlen(id)) : NULL;
+  g->text[i] = dup_n(text, len);
   if (reuse) return;
-  s->out_pos = (s->out_pos + 1) % s->out_cap;
-  if (s->out_n < s->out_cap) s->out_n++;
+  g->pos = (g->pos + 1) % g->cap;
+  if (g->n < g->cap) g->n++;
 }
 
 /* One more baseline point; 1 when that completed the baseline. */
@@ -271,7 +278,8 @@ int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
       s->win_pos = (s->win_pos + 1) % s->win_cap;
       if (s->win_n < s->win_cap) s->win_n++;
       s->new_points++;
-      if (sim < s->ref.radius[idx]) outlier_add(s, x, id, text, len);
+      ring_add(&s->recent, s->dim, x, id, text, len);
+      if (sim < s->ref.radius[idx]) ring_add(&s->out, s->dim, x, id, text, len);
     }
   }
   pthread_mutex_unlock(&s->mu);

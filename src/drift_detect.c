@@ -31,29 +31,16 @@
 #define MIN_CLUSTER_POINTS 30
 #define SHARE_Z 4.0
 #define VANISH_EXPECTED 20.0 /* expected window members to call it vanishing */
-#define TOP_TERMS 5
-#define EMERGING_REPS 3
-#define SAME_GROUP_COS 0.8f /* two dense groups this close are one */
-#define MEMBERS_SAMPLE 50
-#define EMERGING_COHESION 0.5 /* mean member cosine of a candidate group */
 
-/* What a check works on: copies, owned. */
-typedef struct {
-  drift_ref ref;      /* shallow: points into the copies below */
-  int dim;
-  size_t win_n;       /* window rows, oldest first */
-  float *win_x;
-  int32_t *win_label;
-  float *win_sim;
-  int64_t new_points;
-  size_t out_n;
-  float *out_x;
-  char **out_text;
-  char **out_id;
-  int streak;
-} work;
+static void pool_free(drift_pool *p) {
+  for (size_t i = 0; p->text && i < p->n; i++) free(p->text[i]);
+  for (size_t i = 0; p->id && i < p->n; i++) free(p->id[i]);
+  free(p->x);
+  free(p->text);
+  free(p->id);
+}
 
-static void work_free(work *w) {
+static void work_free(drift_work *w) {
   free(w->ref.ids);
   free(w->ref.centroids);
   free(w->ref.counts);
@@ -68,38 +55,33 @@ static void work_free(work *w) {
   free(w->win_x);
   free(w->win_label);
   free(w->win_sim);
-  free(w->out_x);
-  for (size_t i = 0; i < w->out_n; i++) {
-    free(w->out_text[i]);
-    free(w->out_id[i]);
-  }
-  free(w->out_text);
-  free(w->out_id);
+  pool_free(&w->out);
+  pool_free(&w->recent);
 }
 
-static void *dup_mem(const void *p, size_t len) {
+void *drift_dup(const void *p, size_t len) {
   void *q = malloc(len ? len : 1);
   if (q && len) memcpy(q, p, len);
   return q;
 }
 
-static char *dup_str(const char *s) { return s ? dup_mem(s, strlen(s) + 1) : NULL; }
+static char *dup_str(const char *s) { return s ? drift_dup(s, strlen(s) + 1) : NULL; }
 
-static int copy_ref(work *w, const drift_ref *r) {
+static int copy_ref(drift_work *w, const drift_ref *r) {
   size_t k = (size_t)r->k, n = r->n, dim = (size_t)w->dim;
   w->ref = *r;
-  w->ref.ids = dup_mem(r->ids, sizeof(int32_t) * k);
-  w->ref.centroids = dup_mem(r->centroids, sizeof(float) * k * dim);
+  w->ref.ids = drift_dup(r->ids, sizeof(int32_t) * k);
+  w->ref.centroids = drift_dup(r->centroids, sizeof(float) * k * dim);
   /* shares compare with the baseline's, never the training sample's */
-  w->ref.counts = dup_mem(r->base_done ? r->base : r->counts, sizeof(double) * k);
-  w->ref.base = dup_mem(r->base, sizeof(double) * k);
-  w->ref.base_sum = dup_mem(r->base_sum, sizeof(float) * k * dim);
-  w->ref.base_sim = dup_mem(r->base_sim, sizeof(double) * k);
-  w->ref.x = dup_mem(r->x, sizeof(float) * n * dim);
-  w->ref.label = dup_mem(r->label, sizeof(int32_t) * n);
-  w->ref.sim = dup_mem(r->sim, sizeof(float) * n);
-  w->ref.radius = dup_mem(r->radius, sizeof(float) * k);
-  w->ref.cohesion = dup_mem(r->cohesion, sizeof(float) * k);
+  w->ref.counts = drift_dup(r->base_done ? r->base : r->counts, sizeof(double) * k);
+  w->ref.base = drift_dup(r->base, sizeof(double) * k);
+  w->ref.base_sum = drift_dup(r->base_sum, sizeof(float) * k * dim);
+  w->ref.base_sim = drift_dup(r->base_sim, sizeof(double) * k);
+  w->ref.x = drift_dup(r->x, sizeof(float) * n * dim);
+  w->ref.label = drift_dup(r->label, sizeof(int32_t) * n);
+  w->ref.sim = drift_dup(r->sim, sizeof(float) * n);
+  w->ref.radius = drift_dup(r->radius, sizeof(float) * k);
+  w->ref.cohesion = drift_dup(r->cohesion, sizeof(float) * k);
   return w->ref.ids && w->ref.centroids && w->ref.counts && w->ref.x &&
                  w->ref.label && w->ref.sim && w->ref.radius &&
                  w->ref.cohesion && w->ref.base && w->ref.base_sum &&
@@ -116,7 +98,7 @@ static void unring(void *dst, const void *src, size_t n, size_t cap,
   if (first < n) memcpy((char *)dst + first * row, src, (n - first) * row);
 }
 
-static int copy_window(work *w, const drift_space *s) {
+static int copy_window(drift_work *w, const drift_space *s) {
   size_t n = s->win_n, dim = (size_t)w->dim;
   w->win_n = n;
   w->win_x = malloc(sizeof(float) * (n ? n : 1) * dim);
@@ -129,29 +111,30 @@ static int copy_window(work *w, const drift_space *s) {
   return 0;
 }
 
-static int copy_outliers(work *w, const drift_space *s) {
-  size_t n = s->out_n, dim = (size_t)w->dim;
-  w->out_x = malloc(sizeof(float) * (n ? n : 1) * dim);
-  w->out_text = calloc(n ? n : 1, sizeof(char *));
-  w->out_id = calloc(n ? n : 1, sizeof(char *));
-  if (!w->out_x || !w->out_text || !w->out_id) return SD_ENOMEM;
-  w->out_n = n;
-  memcpy(w->out_x, s->out_x, sizeof(float) * n * dim);
+static int copy_ring(drift_pool *p, const drift_ring *g, int dim) {
+  size_t n = g->n;
+  p->x = malloc(sizeof(float) * (n ? n : 1) * (size_t)dim);
+  p->text = calloc(n ? n : 1, sizeof(char *));
+  p->id = calloc(n ? n : 1, sizeof(char *));
+  if (!p->x || !p->text || !p->id) return SD_ENOMEM;
+  p->n = n;
+  memcpy(p->x, g->x, sizeof(float) * n * (size_t)dim);
   for (size_t i = 0; i < n; i++) {
-    w->out_text[i] = dup_str(s->out_text[i]);
-    w->out_id[i] = dup_str(s->out_id[i]);
+    p->text[i] = dup_str(g->text[i]);
+    p->id[i] = dup_str(g->id[i]);
   }
   return 0;
 }
 
 /* Copies the space's state and restarts its count of new points. */
-static int take(drift_space *s, work *w) {
+static int take(drift_space *s, drift_work *w) {
   memset(w, 0, sizeof(*w));
   w->dim = s->dim;
   pthread_mutex_lock(&s->mu);
   int rc = copy_ref(w, &s->ref);
   if (rc == 0) rc = copy_window(w, s);
-  if (rc == 0) rc = copy_outliers(w, s);
+  if (rc == 0) rc = copy_ring(&w->out, &s->out, w->dim);
+  if (rc == 0) rc = copy_ring(&w->recent, &s->recent, w->dim);
   w->new_points = s->new_points;
   w->streak = s->mmd_streak;
   if (rc == 0) s->new_points = 0;
@@ -161,8 +144,8 @@ static int take(drift_space *s, work *w) {
 
 /* ---- report building ---- */
 
-static sd_drift_check *add_check(sd_drift_report *r, const char *kind,
-                                 const char *method, int64_t cluster) {
+sd_drift_check *drift_add_check(sd_drift_report *r, const char *kind,
+                                const char *method, int64_t cluster) {
   sd_drift_check *c = realloc(r->checks, sizeof(*c) * (r->n + 1));
   if (!c) return NULL;
   r->checks = c;
@@ -186,8 +169,8 @@ void sd_drift_report_free(sd_drift_report *r) {
 
 /* ---- distribution ---- */
 
-static int check_mmd(const sd_config *cfg, work *w, sd_drift_report *r) {
-  sd_drift_check *c = add_check(r, "distribution_drift", "mmd", -1);
+static int check_mmd(const sd_config *cfg, drift_work *w, sd_drift_report *r) {
+  sd_drift_check *c = drift_add_check(r, "distribution_drift", "mmd", -1);
   if (!c) return SD_ENOMEM;
   c->threshold = cfg->drift_p_value;
   size_t s = (size_t)cfg->drift_sample;
@@ -227,9 +210,9 @@ static double ref_total(const drift_ref *ref) {
   return t;
 }
 
-static int check_psi(const sd_config *cfg, const work *w, const double *cnt,
+static int check_psi(const sd_config *cfg, const drift_work *w, const double *cnt,
                      sd_drift_report *r) {
-  sd_drift_check *c = add_check(r, "distribution_drift", "psi", -1);
+  sd_drift_check *c = drift_add_check(r, "distribution_drift", "psi", -1);
   if (!c) return SD_ENOMEM;
   c->threshold = cfg->psi_warning;
   if (!w->ref.base_done) {
@@ -272,7 +255,7 @@ static void win_stats_free(win_stats *s) {
   free(s->sum);
 }
 
-static int win_stats_of(const work *w, win_stats *s) {
+static int win_stats_of(const drift_work *w, win_stats *s) {
   size_t k = (size_t)w->ref.k, dim = (size_t)w->dim;
   s->cnt = calloc(k, sizeof(double));
   s->sim = calloc(k, sizeof(double));
@@ -308,7 +291,7 @@ static int per_cluster(sd_drift_report *r, worst_of *wo, int kind,
     track(wo, kind, score, value, id);
     return 0;
   }
-  sd_drift_check *c = add_check(r, names[0], names[1], id);
+  sd_drift_check *c = drift_add_check(r, names[0], names[1], id);
   if (!c) return SD_ENOMEM;
   c->evaluated = c->drifted = 1;
   c->value = value;
@@ -327,7 +310,7 @@ static int summary(sd_drift_report *r, const char *kind, const char *method,
                    double worst, int64_t worst_c, double thr, size_t before) {
   for (size_t i = before; i < r->n; i++)
     if (!strcmp(r->checks[i].kind, kind)) return 0; /* some cluster drifted */
-  sd_drift_check *c = add_check(r, kind, method, worst_c);
+  sd_drift_check *c = drift_add_check(r, kind, method, worst_c);
   if (!c) return SD_ENOMEM;
   c->evaluated = worst_c >= 0;
   c->value = worst_c >= 0 ? worst : 0;
@@ -340,7 +323,7 @@ static int summary(sd_drift_report *r, const char *kind, const char *method,
 
 /* 1 - cosine of the window's mean of cluster c to the baseline's mean,
  * and its threshold (at least 4x the sampling noise of both means). */
-static double centroid_shift(const work *w, const win_stats *s, int c,
+static double centroid_shift(const drift_work *w, const win_stats *s, int c,
                              double coh, double cfg_thr, double *thr) {
   size_t dim = (size_t)w->dim;
   const float *sum = s->sum + (size_t)c * dim, *ref = w->ref.base_sum + (size_t)c * dim;
@@ -355,7 +338,7 @@ static double centroid_shift(const work *w, const win_stats *s, int c,
 
 /* Share checks of cluster c: vanishing, else share shift (only once the
  * baseline shares exist). */
-static int cluster_shares(const sd_config *cfg, const work *w,
+static int cluster_shares(const sd_config *cfg, const drift_work *w,
                           const win_stats *s, int c, sd_drift_report *r,
                           worst_of *wo) {
   double n_ref = ref_total(&w->ref), n_win = (double)w->win_n;
@@ -383,7 +366,7 @@ static int cluster_shares(const sd_config *cfg, const work *w,
 }
 
 /* Shape checks of cluster c: centroid shift and cohesion drop. */
-static int cluster_shape(const sd_config *cfg, const work *w,
+static int cluster_shape(const sd_config *cfg, const drift_work *w,
                          const win_stats *s, int c, sd_drift_report *r,
                          worst_of *wo) {
   int64_t id = w->ref.ids[c];
@@ -410,13 +393,13 @@ static int cluster_shape(const sd_config *cfg, const work *w,
   return rc;
 }
 
-static int one_cluster(const sd_config *cfg, const work *w, const win_stats *s,
+static int one_cluster(const sd_config *cfg, const drift_work *w, const win_stats *s,
                        int c, sd_drift_report *r, worst_of *wo) {
   int rc = cluster_shares(cfg, w, s, c, r, wo);
   return rc < 0 ? rc : cluster_shape(cfg, w, s, c, r, wo);
 }
 
-static int check_clusters(const sd_config *cfg, const work *w,
+static int check_clusters(const sd_config *cfg, const drift_work *w,
                           const win_stats *s, sd_drift_report *r) {
   const double thr[4] = {cfg->vanish_floor, cfg->share_shift,
                          cfg->centroid_shift, cfg->cohesion_drop};
@@ -433,219 +416,13 @@ static int check_clusters(const sd_config *cfg, const work *w,
   return rc;
 }
 
-/* ---- emerging clusters ---- */
-
-/* Top terms of the candidate's texts against the other outliers'. */
-static json_t *candidate_terms(const work *w, const int32_t *labels, int j) {
-  sd_terms *t = sd_terms_new();
-  json_t *a = json_array();
-  const char *top[2 * TOP_TERMS];
-  for (size_t i = 0; t && i < w->out_n; i++)
-    if (w->out_text[i])
-      sd_terms_add(t, labels[i] == j ? 0 : 1, w->out_text[i],
-                   strlen(w->out_text[i]), 1);
-  if (t && a && sd_terms_top(t, 2, TOP_TERMS, top) == 0)
-    for (int k = 0; k < TOP_TERMS && top[k]; k++)
-      json_array_append_new(a, json_string(top[k]));
-  sd_terms_free(t);
-  return a;
-}
-
-/* The members nearest the candidate's centroid: [{"id","text"}]. */
-static json_t *candidate_reps(const work *w, const int32_t *labels, int j,
-                              const float *cen) {
-  json_t *a = json_array();
-  int best[EMERGING_REPS];
-  float bsim[EMERGING_REPS];
-  for (int k = 0; k < EMERGING_REPS; k++) best[k] = -1, bsim[k] = -2;
-  for (size_t i = 0; i < w->out_n; i++) {
-    if (labels[i] != j) continue;
-    float s = cblas_sdot(w->dim, w->out_x + i * (size_t)w->dim, 1, cen, 1);
-    for (int k = 0; k < EMERGING_REPS; k++) {
-      if (s <= bsim[k]) continue;
-      memmove(best + k + 1, best + k, sizeof(int) * (size_t)(EMERGING_REPS - k - 1));
-      memmove(bsim + k + 1, bsim + k, sizeof(float) * (size_t)(EMERGING_REPS - k - 1));
-      best[k] = (int)i, bsim[k] = s;
-      break;
-    }
-  }
-  for (int k = 0; k < EMERGING_REPS && best[k] >= 0 && a; k++)
-    json_array_append_new(a, json_pack("{s:s?,s:s?}", "id", w->out_id[best[k]],
-                                       "text", w->out_text[best[k]]));
-  return a;
-}
-
-/* Up to MEMBERS_SAMPLE ids of group j, evenly spread over its members (a
- * fair sample, unlike the representatives nearest its centre). */
-static json_t *candidate_members(const work *w, const int32_t *labels, int j,
-                                 size_t size) {
-  json_t *a = json_array();
-  size_t want = size < MEMBERS_SAMPLE ? size : MEMBERS_SAMPLE, seen = 0, got = 0;
-  for (size_t i = 0; a && i < w->out_n && got < want; i++) {
-    if (labels[i] != j) continue;
-    if (seen++ * want / size != got) continue;
-    got++;
-    json_array_append_new(a, w->out_id[i] ? json_string(w->out_id[i]) : json_null());
-  }
-  return a;
-}
-
-/* The nearest model cluster to a unit vector: its index and cosine. */
-static int nearest(const work *w, const float *v, float *cosv) {
-  int best = 0;
-  *cosv = -2;
-  for (int c = 0; c < w->ref.k; c++) {
-    float s = cblas_sdot(w->dim, w->ref.centroids + (size_t)c * w->dim, 1, v, 1);
-    if (s > *cosv) *cosv = s, best = c;
-  }
-  return best;
-}
-
-/* The unit mean of group j's points in the space's own vectors. */
-static void group_mean(const work *w, const int32_t *labels, int j, float *cen) {
-  memset(cen, 0, sizeof(float) * (size_t)w->dim);
-  for (size_t i = 0; i < w->out_n; i++)
-    if (labels[i] == j)
-      cblas_saxpy(w->dim, 1.0f, w->out_x + i * (size_t)w->dim, 1, cen, 1);
-  float n = cblas_snrm2(w->dim, cen, 1);
-  if (n > 0) cblas_sscal(w->dim, 1.0f / n, cen, 1);
-}
-
-static int candidate_check(const sd_config *cfg, const work *w,
-                           const sd_density_result *d, int j, size_t size,
-                           const float *cen, sd_drift_report *r) {
-  float cosv;
-  int near = nearest(w, cen, &cosv);
-  /* a centre as close to a known cluster as its typical member is that
-   * cluster's rim, not a new group */
-  if (cosv >= w->ref.cohesion[near]) return 0;
-  const float *key = d->centroids + (size_t)j * d->dim; /* search space */
-  for (size_t i = 0; i < r->n; i++) { /* one new group split in two */
-    sd_drift_check *o = &r->checks[i];
-    if (o->centroid && cblas_sdot(d->dim, o->centroid, 1, key, 1) >= SAME_GROUP_COS) {
-      o->value += (double)size;
-      json_object_set_new(o->detail, "size", json_integer((json_int_t)o->value));
-      return 0;
-    }
-  }
-  sd_drift_check *c = add_check(r, "emerging_cluster", "density", -1);
-  if (!c || !(c->centroid = dup_mem(key, sizeof(float) * (size_t)d->dim)))
-    return SD_ENOMEM;
-  c->evaluated = c->drifted = 1;
-  c->severity = SD_SEV_WARNING;
-  c->value = (double)size;
-  c->threshold = (double)cfg->emerging_min_size;
-  json_t *terms = candidate_terms(w, d->labels, j);
-  c->detail = json_pack("{s:I,s:I,s:f,s:o,s:o,s:o}", "size", (json_int_t)size,
-                        "nearest_cluster", (json_int_t)w->ref.ids[near],
-                        "nearest_similarity", (double)cosv, "top_terms",
-                        terms, "representatives",
-                        candidate_reps(w, d->labels, j, cen), "members_sample",
-                        candidate_members(w, d->labels, j, size));
-  char words[160] = "";
-  for (size_t k = 0; k < json_array_size(terms); k++)
-    snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%s",
-             k ? ", " : "", json_string_value(json_array_get(terms, k)));
-  snprintf(c->message, sizeof(c->message), "emerging cluster of %zu points "
-           "far from every cluster (nearest %lld at cosine %.2f)%s%s", size,
-           (long long)w->ref.ids[near], (double)cosv, words[0] ? ": " : "", words);
-  return 0;
-}
-
-static int add_candidate(const sd_config *cfg, const work *w,
-                         const sd_density_result *d, int j, size_t size,
-                         sd_drift_report *r) {
-  float *cen = malloc(sizeof(float) * (size_t)w->dim);
-  if (!cen) return SD_ENOMEM;
-  group_mean(w, d->labels, j, cen);
-  int rc = candidate_check(cfg, w, d, j, size, cen, r);
-  free(cen);
-  return rc;
-}
-
-/* The outliers as the emerging search sees them: re-encoded texts when
- * the space has an encoder for that (drift.h), else their own vectors. */
-static float *search_vectors(const sd_drift *dr, int space, const work *w,
-                             int *dim) {
-  sd_drift_encode_fn fn = dr->encode[space];
-  *dim = fn ? dr->encode_dim[space] : w->dim;
-  float *x = malloc(sizeof(float) * (w->out_n ? w->out_n : 1) * (size_t)*dim);
-  if (!x) return NULL;
-  if (!fn) {
-    memcpy(x, w->out_x, sizeof(float) * w->out_n * (size_t)w->dim);
-    return x;
-  }
-  for (size_t i = 0; i < w->out_n; i++) {
-    float *row = x + i * (size_t)*dim;
-    const char *t = w->out_text[i];
-    if (!t || fn(dr->encode_ud[space], t, strlen(t), row) < 0)
-      memset(row, 0, sizeof(float) * (size_t)*dim);
-  }
-  return x;
-}
-
-/* Mean cosine of group j's members to its centroid where it was found:
- * a real group is coherent; "every outlier" (a single-cluster answer over
- * scattered points) is not. */
-static double group_cohesion(const float *xs, int dim, size_t n,
-                             const sd_density_result *d, int j) {
-  double sum = 0;
-  size_t m = 0;
-  for (size_t i = 0; i < n; i++)
-    if (d->labels[i] == j)
-      sum += cblas_sdot(dim, xs + i * (size_t)dim, 1,
-                        d->centroids + (size_t)j * dim, 1), m++;
-  return m ? sum / (double)m : 0;
-}
-
-/* One density search over the outliers (single: the whole buffer may be
- * the group, for when nearly every outlier is about the new thing). */
-static int search(const sd_config *cfg, const work *w, const float *xs,
-                  int dim, int single, sd_drift_report *r, size_t *largest) {
-  size_t min = (size_t)cfg->emerging_min_size;
-  sd_density_opts o = {(int)min, 0, 1, (uint64_t)r->checked_at, 0, single};
-  sd_density_result d = {0};
-  int rc = sd_density_fit(xs, w->out_n, dim, &o, &d);
-  for (int j = 0; rc == 0 && j < d.k; j++) {
-    size_t size = 0;
-    for (size_t i = 0; i < w->out_n; i++) size += d.labels[i] == j;
-    if (size > *largest) *largest = size;
-    if (size >= min && group_cohesion(xs, dim, w->out_n, &d, j) >= EMERGING_COHESION)
-      rc = add_candidate(cfg, w, &d, j, size, r);
-  }
-  sd_density_result_free(&d);
-  return rc;
-}
-
-static int check_emerging(const sd_drift *dr, const work *w,
-                          sd_drift_report *r) {
-  const sd_config *cfg = dr->cfg;
-  size_t before = r->n, min = (size_t)cfg->emerging_min_size, largest = 0;
-  int rc = 0, dim;
-  if (w->out_n >= min) {
-    float *xs = search_vectors(dr, r->space, w, &dim);
-    rc = xs ? search(cfg, w, xs, dim, 0, r, &largest) : SD_ENOMEM;
-    if (rc == 0 && r->n == before) rc = search(cfg, w, xs, dim, 1, r, &largest);
-    free(xs);
-  }
-  if (rc < 0 || r->n > before) return rc;
-  sd_drift_check *c = add_check(r, "emerging_cluster", "density", -1);
-  if (!c) return SD_ENOMEM;
-  c->evaluated = w->out_n >= min;
-  c->value = (double)largest;
-  c->threshold = (double)min;
-  snprintf(c->message, sizeof(c->message), "%zu outliers, no dense new group",
-           w->out_n);
-  return 0;
-}
-
 /* ---- the check ---- */
 
-static int run_checks(const sd_drift *dr, work *w, sd_drift_report *r) {
+static int run_checks(const sd_drift *dr, drift_work *w, sd_drift_report *r) {
   const sd_config *cfg = dr->cfg;
   win_stats st = {0};
   if (!w->ref.baseline) { /* nothing to compare with yet */
-    sd_drift_check *c = add_check(r, "distribution_drift", "mmd", -1);
+    sd_drift_check *c = drift_add_check(r, "distribution_drift", "mmd", -1);
     if (!c) return SD_ENOMEM;
     c->threshold = cfg->drift_p_value;
     snprintf(c->message, sizeof(c->message), "collecting the baseline of "
@@ -657,7 +434,7 @@ static int run_checks(const sd_drift *dr, work *w, sd_drift_report *r) {
   if (rc == 0) rc = win_stats_of(w, &st);
   if (rc == 0) rc = check_psi(cfg, w, st.cnt, r);
   if (rc == 0) rc = check_clusters(cfg, w, &st, r);
-  if (rc == 0) rc = check_emerging(dr, w, r);
+  if (rc == 0) rc = drift_check_emerging(dr, w, r);
   win_stats_free(&st);
   return rc;
 }
@@ -669,7 +446,7 @@ int sd_drift_run(sd_drift *d, int space, sd_drift_report *out) {
   out->dim = s->dim;
   out->checked_at = sd_now_ms();
   pthread_mutex_lock(&s->check_mu);
-  work w;
+  drift_work w;
   int rc = take(s, &w);
   out->version = w.ref.version;
   out->window_points = (int64_t)w.win_n;

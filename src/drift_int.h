@@ -1,6 +1,7 @@
 /*
- * drift_int.h -- internals shared by drift.c (windows) and drift_detect.c
- * (detectors).
+ * drift_int.h -- internals shared by drift.c (windows), drift_detect.c
+ * (distribution and per-cluster detectors) and drift_emerging.c (emerging
+ * clusters).
  */
 #ifndef SEGMENTD_DRIFT_INT_H
 #define SEGMENTD_DRIFT_INT_H
@@ -33,6 +34,15 @@ typedef struct {
   int base_done;    /* base holds them all: shares compare with it */
 } drift_ref;
 
+/* A ring of points with their entity's id and text, one slot per entity
+ * (an entity observed again replaces its slot). */
+typedef struct {
+  float *x;                 /* cap x dim */
+  char **id, **text;        /* owned, may be NULL */
+  uint64_t *hash;           /* of the id */
+  size_t cap, n, pos;
+} drift_ring;
+
 typedef struct {
   int index, dim;
   pthread_mutex_t mu;       /* guards everything below */
@@ -43,11 +53,8 @@ typedef struct {
   float *win_sim;
   size_t win_cap, win_n, win_pos;
   int64_t new_points;       /* observed since the last check */
-  float *out_x;             /* out_cap x dim ring of outliers */
-  char **out_id, **out_text;
-  uint64_t *out_hash;       /* of the id: one slot per entity */
-  size_t *out_len;
-  size_t out_cap, out_n, out_pos;
+  drift_ring out;           /* outliers: below their cluster's radius */
+  drift_ring recent;        /* the latest --drift-sample window points */
   int mmd_streak;           /* drifted MMD checks in a row */
 } drift_space;
 
@@ -58,5 +65,37 @@ struct sd_drift {
   int encode_dim[DRIFT_SPACES];
   drift_space spaces[DRIFT_SPACES];
 };
+
+/* Points a check works on: owned copies of a ring. */
+typedef struct {
+  size_t n;
+  float *x; /* n x dim */
+  char **text, **id;
+} drift_pool;
+
+/* What a check works on: copies, owned (drift_detect.c takes them). */
+typedef struct {
+  drift_ref ref;      /* owns copies of the space's arrays */
+  int dim;
+  size_t win_n;       /* window rows, oldest first */
+  float *win_x;
+  int32_t *win_label;
+  float *win_sim;
+  int64_t new_points;
+  drift_pool out;     /* the outliers */
+  drift_pool recent;  /* the latest window points */
+  int streak;
+} drift_work;
+
+/* A new check appended to r (zeroed but for kind, method, cluster); NULL
+ * when out of memory. */
+sd_drift_check *drift_add_check(sd_drift_report *r, const char *kind,
+                                const char *method, int64_t cluster);
+/* A malloc'd copy of len bytes (1 byte when len is 0); NULL on ENOMEM. */
+void *drift_dup(const void *p, size_t len);
+
+/* drift_emerging.c: the emerging_cluster checks of one space. */
+int drift_check_emerging(const sd_drift *dr, const drift_work *w,
+                         sd_drift_report *r);
 
 #endif

@@ -371,3 +371,16 @@ double sd_two_prop_z(double x1, double n1, double x2, double n2) {
 double sd_normal_sf(double z) {
   return 0.5 * erfc(z * 0.70710678118654752440); /* z / sqrt(2) */
 }
+
+double sd_binom_sf(int x, int n, double p) {
+  if (n < 0 || !(p >= 0 && p <= 1)) return NAN;
+  if (x <= 0) return 1;
+  if (x > n) return 0;
+  if (p == 1) return 1;
+  double term = pow(1 - p, n), sum = 0; /* P(X = 0) */
+  for (int k = 0; k < n; k++) {
+    if (k >= x) sum += term;
+    term *= (double)(n - k) / (double)(k + 1) * (p / (1 - p));
+  }
+  return sum + term; /* + P(X = n) */
+}

@@ -107,6 +107,11 @@ double sd_two_prop_z(double x1, double n1, double x2, double n2);
  * into the upper tail). NAN for NAN. */
 double sd_normal_sf(double z);
 
+/* P(X >= x) for X ~ Binomial(n, p), summed term by term (n is small: the
+ * neighbour counts of drift_emerging.c). 1 for x <= 0, 0 for x > n; NAN
+ * when n < 0 or p is outside [0, 1]. */
+double sd_binom_sf(int x, int n, double p);
+
 /* ---- quantile ---- */
 
 /*

@@ -355,6 +355,24 @@ static void test_z(void) {
   CHECK(isnan(sd_normal_sf(NAN)));
 }
 
+/* Binomial upper tails against exact fractions and sums. */
+static void test_binom(void) {
+  CHECK_NEAR(sd_binom_sf(9, 10, 0.5), 11.0 / 1024.0, 1e-15);
+  CHECK_NEAR(sd_binom_sf(8, 10, 0.5), 56.0 / 1024.0, 1e-15);
+  CHECK_NEAR(sd_binom_sf(10, 10, 0.5), 1.0 / 1024.0, 1e-15);
+  CHECK_NEAR(sd_binom_sf(3, 5, 0.3), 0.16308, 1e-12);
+  CHECK_NEAR(sd_binom_sf(0, 10, 0.3), 1.0, 0.0);
+  CHECK_NEAR(sd_binom_sf(11, 10, 0.3), 0.0, 0.0);
+  CHECK_NEAR(sd_binom_sf(1, 10, 0.0), 0.0, 0.0);
+  CHECK_NEAR(sd_binom_sf(10, 10, 1.0), 1.0, 0.0);
+  /* the tail and its complement add up to one */
+  double below = 0;
+  for (int k = 0; k < 4; k++) below += sd_binom_sf(k, 12, 0.37) - sd_binom_sf(k + 1, 12, 0.37);
+  CHECK_NEAR(below + sd_binom_sf(4, 12, 0.37), 1.0, 1e-12);
+  CHECK(isnan(sd_binom_sf(1, 10, 1.5)));
+  CHECK(isnan(sd_binom_sf(1, -1, 0.5)));
+}
+
 /* ---- quantile ---- */
 
 static int cmp_float(const void *a, const void *b) {
@@ -414,6 +432,7 @@ int main(void) {
   test_mmd_power();
   test_psi();
   test_z();
+  test_binom();
   test_quantile_known();
   test_quantile_random();
   return check_done("test_drift_stats");
