@@ -161,7 +161,7 @@ int sd_core_store_part(sd_core *c, int64_t version, int seq, const void *data,
 int sd_core_set_segment_intents(sd_core *c, const int64_t *rows, size_t n) {
   int64_t *copy = malloc(sizeof(int64_t) * 3 * (n ? n : 1));
   if (!copy) return SD_ENOMEM;
-  memcpy(copy, rows, sizeof(int64_t) * 3 * n);
+  if (n) memcpy(copy, rows, sizeof(int64_t) * 3 * n); /* rows may be NULL when n is 0 */
   pthread_mutex_lock(&c->mix_mu);
   free(c->mix);
   c->mix = copy;

@@ -9,6 +9,7 @@
 #include "core_int.h"
 
 #include "segmentd/err.h"
+#include "segmentd/experiments.h"
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
 
@@ -217,6 +218,7 @@ int sd_core_op_erase(sd_core *c, void *arg) {
   if (rc == 0) rc = delete_rows(c, "DELETE FROM texts WHERE user_id=?1", op->user_id, &op->texts);
   if (rc == 0) rc = delete_rows(c, "DELETE FROM events WHERE user_id=?1", op->user_id, &op->events);
   if (rc == 0) rc = delete_rows(c, "DELETE FROM users WHERE user_id=?1", op->user_id, &drop);
+  if (rc == 0) rc = sd_exp_erase_user(c->db, op->user_id, &op->assignments);
   op->found = rc == 0 && (had_user || op->texts || op->events);
   if (rc == 0 && op->found) {
     char target[48];

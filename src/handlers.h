@@ -38,6 +38,15 @@ int h_user_delete(sd_req *req, sd_reply *rep);
 /* handlers_drift.c: drift checks and the alert history. */
 int h_drift(sd_req *req, sd_reply *rep);
 int h_alerts(sd_req *req, sd_reply *rep);
+/* handlers_experiments.c: experiment definitions, stopping, assignment;
+ * handlers_outcomes.c: conversion per segment and experiment results. */
+int h_experiment_create(sd_req *req, sd_reply *rep);
+int h_experiments_list(sd_req *req, sd_reply *rep);
+int h_experiment_get(sd_req *req, sd_reply *rep);
+int h_experiment_delete(sd_req *req, sd_reply *rep);
+int h_experiment_assignment(sd_req *req, sd_reply *rep);
+int h_experiment_results(sd_req *req, sd_reply *rep);
+int h_outcomes(sd_req *req, sd_reply *rep);
 /* The reply of a finished (or refused) ingest job; frees its batch. */
 void h_ingest_done(sd_job *job, sd_reply *rep);
 

@@ -50,9 +50,11 @@ static void erase_done(sd_job *job, void *ud) {
   sd_reply *rep = r->a->rep;
   if (job->rc < 0) sd_reply_error(rep, job->rc, NULL, NULL);
   else if (!r->erase.found) sd_reply_error(rep, SD_ENOTFOUND, "unknown user", NULL);
-  else sd_reply_json(rep, 200, json_pack("{s:s,s:{s:I,s:I}}", "user_id", r->user_id,
+  else sd_reply_json(rep, 200, json_pack("{s:s,s:{s:I,s:I,s:I}}", "user_id", r->user_id,
                                          "deleted", "events", (json_int_t)r->erase.events,
-                                         "texts", (json_int_t)r->erase.texts));
+                                         "texts", (json_int_t)r->erase.texts,
+                                         "experiment_assignments",
+                                         (json_int_t)r->erase.assignments));
   sd_async_resume(r->a);
 }
 

@@ -41,6 +41,13 @@ static const route routes[] = {
     {"GET", "/v1/spaces/{}/events", h_lineage},
     {"POST", "/v1/spaces/{}/evaluate", h_evaluate},
     {"GET", "/v1/jobs/{}", h_job},
+    {"GET", "/v1/spaces/segments/outcomes", h_outcomes},
+    {"POST", "/v1/experiments", h_experiment_create},
+    {"GET", "/v1/experiments", h_experiments_list},
+    {"GET", "/v1/experiments/{}", h_experiment_get},
+    {"DELETE", "/v1/experiments/{}", h_experiment_delete},
+    {"GET", "/v1/experiments/{}/assignment/{}", h_experiment_assignment},
+    {"GET", "/v1/experiments/{}/results", h_experiment_results},
 };
 
 #define MAX_SEGS 16

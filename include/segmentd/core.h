@@ -83,6 +83,7 @@ int sd_core_op_label(sd_core *c, void *op /* sd_label_op */);
 typedef struct {
   const char *user_id;   /* borrowed until the job is done */
   int64_t events, texts; /* out: rows deleted */
+  int64_t assignments;   /* out: experiment assignments deleted */
   int found;             /* out: the user existed */
 } sd_erase_op;
 int sd_core_op_erase(sd_core *c, void *op /* sd_erase_op */);

@@ -19,6 +19,7 @@
   X(SD_EMETHOD,       "method_not_allowed", 405, "method not allowed")      \
   X(SD_ETOOLARGE,     "too_large",          413, "request too large")       \
   X(SD_EMEDIA,        "unsupported_media_type", 415, "body must be JSON")   \
+  X(SD_ECONFLICT,     "conflict",           409, "conflicts with the current state") \
   X(SD_EINVALID,      "invalid_field",      422, "invalid items")           \
   X(SD_EBUSY,         "queue_full",         429, "ingest queue is full")    \
   X(SD_ENOMEM,        "internal",           500, "out of memory")           \

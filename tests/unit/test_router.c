@@ -35,6 +35,14 @@ int main(void) {
   CHECK_INT(rep.status, 405);
   CHECK_STR(rep.allow, "POST");
   sd_reply_free(&rep);
+  /* experiments: the literal outcomes route and two-parameter paths */
+  CHECK(route("GET", "/v1/spaces/segments/outcomes", &req, &rep) != NULL);
+  CHECK(route("GET", "/v1/experiments/promo/assignment/u-1", &req, &rep) != NULL);
+  CHECK_INT(req.n_params, 2);
+  CHECK_STR(req.params[1], "u-1");
+  CHECK(route("PUT", "/v1/experiments/promo", &req, &rep) == NULL);
+  CHECK_STR(rep.allow, "GET, HEAD, DELETE");
+  sd_reply_free(&rep);
   CHECK(route("GET", "/v1/nope", &req, &rep) == NULL);
   CHECK_INT(rep.status, 404);
   CHECK_STR(json_string_value(json_object_get(
