@@ -38,6 +38,9 @@ int h_user_delete(sd_req *req, sd_reply *rep);
 /* handlers_drift.c: drift checks and the alert history. */
 int h_drift(sd_req *req, sd_reply *rep);
 int h_alerts(sd_req *req, sd_reply *rep);
+/* handlers_dashboard.c: the dashboard page and its assets (web/). */
+int h_dashboard(sd_req *req, sd_reply *rep);
+int h_asset(sd_req *req, sd_reply *rep);
 /* The reply of a finished (or refused) ingest job; frees its batch. */
 void h_ingest_done(sd_job *job, sd_reply *rep);
 

@@ -41,6 +41,8 @@ static const route routes[] = {
     {"GET", "/v1/spaces/{}/events", h_lineage},
     {"POST", "/v1/spaces/{}/evaluate", h_evaluate},
     {"GET", "/v1/jobs/{}", h_job},
+    {"GET", "/", h_dashboard},
+    {"GET", "/assets/{}", h_asset},
 };
 
 #define MAX_SEGS 16
