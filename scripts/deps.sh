@@ -7,6 +7,13 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev
       libcurl4-openssl-dev libssl-dev sqlite3 cppcheck)
+# The dashboard's browser test and the OpenAPI checks (tests/browser):
+# Chromium, and Node.js with npm unless a Node.js with npm is installed
+# already (e.g. from NodeSource, whose nodejs conflicts with Debian's npm).
+PKGS+=(chromium)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PKGS+=(nodejs npm)
+fi
 if [ "${SD_DEPS_EXTRA:-}" ]; then
   read -r -a extra <<<"$SD_DEPS_EXTRA"
   PKGS+=("${extra[@]}")

@@ -47,6 +47,9 @@ int h_experiment_delete(sd_req *req, sd_reply *rep);
 int h_experiment_assignment(sd_req *req, sd_reply *rep);
 int h_experiment_results(sd_req *req, sd_reply *rep);
 int h_outcomes(sd_req *req, sd_reply *rep);
+/* handlers_dashboard.c: the dashboard page and its assets (web/). */
+int h_dashboard(sd_req *req, sd_reply *rep);
+int h_asset(sd_req *req, sd_reply *rep);
 /* The reply of a finished (or refused) ingest job; frees its batch. */
 void h_ingest_done(sd_job *job, sd_reply *rep);
 

@@ -42,6 +42,14 @@ int sd_reply_text(sd_reply *rep, int status, const char *content_type,
   return 0;
 }
 
+int sd_reply_header(sd_reply *rep, const char *name, const char *value) {
+  if (rep->n_headers == SD_MAX_REPLY_HEADERS) return SD_EINTERNAL;
+  rep->headers[2 * rep->n_headers] = name;
+  rep->headers[2 * rep->n_headers + 1] = value;
+  rep->n_headers++;
+  return 0;
+}
+
 void sd_reply_free(sd_reply *rep) {
   json_decref(rep->body);
   rep->body = NULL;

@@ -48,6 +48,8 @@ static const route routes[] = {
     {"DELETE", "/v1/experiments/{}", h_experiment_delete},
     {"GET", "/v1/experiments/{}/assignment/{}", h_experiment_assignment},
     {"GET", "/v1/experiments/{}/results", h_experiment_results},
+    {"GET", "/", h_dashboard},
+    {"GET", "/assets/{}", h_asset},
 };
 
 #define MAX_SEGS 16

@@ -71,6 +71,11 @@ const char *sd_req_query(const sd_req *req, const char *key) {
                                      MHD_GET_ARGUMENT_KIND, key);
 }
 
+const char *sd_req_header(const sd_req *req, const char *name) {
+  return MHD_lookup_connection_value((struct MHD_Connection *)req->conn,
+                                     MHD_HEADER_KIND, name);
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
   struct MHD_Response *resp;
   if (rep->stream) {
@@ -99,6 +104,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
                           rep->content_type ? rep->content_type
                                             : "application/json");
   if (rep->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+  for (int i = 0; i < rep->n_headers; i++)
+    MHD_add_response_header(resp, rep->headers[2 * i], rep->headers[2 * i + 1]);
   if (rep->retry_after > 0) {
     char ra[16];
     snprintf(ra, sizeof(ra), "%d", rep->retry_after);

@@ -26,6 +26,7 @@
 typedef struct sd_http sd_http;
 
 #define SD_MAX_PARAMS 4
+#define SD_MAX_REPLY_HEADERS 8
 
 typedef struct sd_req {
   const char *method, *path;
@@ -72,12 +73,17 @@ typedef struct sd_reply {
                                 a negative return answers that error now */
   void *async_arg;
   void (*async_free)(void *arg); /* frees async_arg when the request ends */
+  const char *headers[2 * SD_MAX_REPLY_HEADERS]; /* extra name, value pairs
+                                                    (not owned) */
+  int n_headers;
 } sd_reply;
 
 typedef int (*sd_handler)(sd_req *req, sd_reply *rep);
 
 /* A query parameter of the request, or NULL. */
 const char *sd_req_query(const sd_req *req, const char *key);
+/* A request header (name case-insensitive), or NULL. */
+const char *sd_req_header(const sd_req *req, const char *name);
 
 /* Fills rep with the JSON error of err (API.md shape). message may be
  * NULL (the default message); details is stolen (may be NULL). */
@@ -89,6 +95,9 @@ int sd_reply_json(sd_reply *rep, int status, json_t *body);
 /* Fills rep with a non-JSON body (text, len bytes; stolen, malloc'd). */
 int sd_reply_text(sd_reply *rep, int status, const char *content_type,
                   char *text, size_t len);
+/* Adds a response header; name and value are not copied and must outlive
+ * the reply (string constants). SD_EINTERNAL when the table is full. */
+int sd_reply_header(sd_reply *rep, const char *name, const char *value);
 void sd_reply_free(sd_reply *rep);
 
 /* Routing: finds the handler of method+path, filling req->params; on a

@@ -55,6 +55,22 @@ int main(void) {
   sd_reply_free(&rep);
   CHECK(route("GET", "", &req, &rep) == NULL);
   sd_reply_free(&rep);
+  /* the dashboard: "/" itself, and one asset name per path */
+  sd_handler page = route("GET", "/", &req, &rep);
+  CHECK(page != NULL);
+  CHECK_INT(req.n_params, 0);
+  sd_handler asset = route("GET", "/assets/app.js", &req, &rep);
+  CHECK(asset != NULL && asset != page);
+  CHECK_INT(req.n_params, 1);
+  CHECK_STR(req.params[0], "app.js");
+  CHECK(route("GET", "/assets/", &req, &rep) == NULL);
+  CHECK_INT(rep.status, 404);
+  sd_reply_free(&rep);
+  CHECK(route("GET", "//", &req, &rep) == NULL);
+  sd_reply_free(&rep);
+  CHECK(route("POST", "/", &req, &rep) == NULL);
+  CHECK_STR(rep.allow, "GET, HEAD");
+  sd_reply_free(&rep);
   char deep[200] = "";
   for (int i = 0; i < 30; i++) strcat(deep, "/a");
   CHECK(route("GET", deep, &req, &rep) == NULL);

@@ -1,0 +1,240 @@
+'use strict';
+/* Live answers of a real segmentd checked against api/openapi.yaml:
+ * - the spec and src/http_router.c list the same routes (implemented
+ *   operations = routed ones; planned ones are not routed);
+ * - a representative set of requests for every route, success and error
+ *   (400/404/405/413/415/422/429/503), each answer's status, Content-Type,
+ *   required headers and body validated with Ajv against the documented
+ *   response schema, each request's query and (for 2xx) body against the
+ *   operation;
+ * - every route answered at least one success, and each listed error
+ *   status was seen. */
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { startServer, request, run } = require('./lib/fixture');
+const { Spec, routerRoutes } = require('./lib/openapi');
+
+const ROOT = path.join(__dirname, '..', '..');
+const spec = new Spec(path.join(ROOT, 'api', 'openapi.yaml'));
+const routes = routerRoutes(path.join(ROOT, 'src', 'http_router.c'));
+const seen = new Map(); /* "METHOD template" -> statuses */
+const statuses = new Set();
+let checked = 0; /* answers validated */
+const norm = (p) => p.replace(/\{[^}]*\}/g, '{}');
+
+function checkRouteTable() {
+  const routed = new Set(routes.map((r) => `${r.method} ${r.pattern}`));
+  const specOps = [];
+  for (const [p, item] of Object.entries(spec.doc.paths)) {
+    for (const m of ['get', 'post', 'put', 'patch', 'delete']) {
+      if (item[m]) specOps.push({ key: `${m.toUpperCase()} ${norm(p)}`, status: item[m]['x-segmentd-status'] });
+    }
+  }
+  for (const op of specOps) {
+    assert.ok(['implemented', 'planned'].includes(op.status), `${op.key}: x-segmentd-status`);
+    assert.equal(routed.has(op.key), op.status === 'implemented',
+      `${op.key} is ${op.status} in the spec but ${routed.has(op.key) ? '' : 'not '}routed`);
+  }
+  for (const r of routed) assert.ok(specOps.some((o) => o.key === r), `${r} is routed but not in the spec`);
+  assert.ok(routes.length >= 20, 'parsed the routing table');
+}
+
+/* One request: the status must be `want`; the answer must match the spec. */
+async function call(base, method, url, want, opts = {}) {
+  const what = `${method} ${url} -> ${want}`;
+  const req = spec.checkRequest(method, url, opts.body, what);
+  const res = await request(base, method, url, opts);
+  assert.equal(res.status, want, `${what}: got ${res.status} ${res.text.slice(0, 300)}`);
+  spec.checkResponse(method, url, res, what);
+  checked++;
+  if (req && res.status < 300) spec.checkRequestBody(req, method, opts.body, what);
+  if (res.status === 405) {
+    const template = spec.pathOf(new URL(url, 'http://x').pathname);
+    const allow = spec.methodsOf(template).flatMap((m) => (m === 'get' ? ['GET', 'HEAD'] : [m.toUpperCase()]));
+    assert.deepEqual(res.headers.get('allow').split(', ').sort(), allow.sort(), `${what}: Allow`);
+  }
+  const template = spec.pathOf(new URL(url, 'http://x').pathname);
+  const key = `${method === 'HEAD' ? 'GET' : method} ${template ? norm(template) : url}`;
+  if (!seen.has(key)) seen.set(key, new Set());
+  seen.get(key).add(res.status);
+  statuses.add(res.status);
+  return res;
+}
+
+async function ops(base) {
+  await call(base, 'GET', '/healthz', 200);
+  await call(base, 'HEAD', '/healthz', 200);
+  await call(base, 'GET', '/readyz', 200);
+  await call(base, 'GET', '/v1/info', 200);
+  await call(base, 'GET', '/metrics', 200);
+  await call(base, 'POST', '/metrics', 405);
+  await call(base, 'GET', '/no/such/route', 404);
+  await call(base, 'OPTIONS', '/v1/spaces', 405);
+  const page = await call(base, 'GET', '/', 200);
+  await call(base, 'HEAD', '/', 200);
+  await call(base, 'GET', '/', 304, { headers: { 'If-None-Match': page.headers.get('etag') } });
+  await call(base, 'PUT', '/', 405);
+  await call(base, 'GET', '/assets/app.js', 200);
+  await call(base, 'GET', '/assets/app.css', 200);
+  await call(base, 'GET', '/assets/missing.js', 404);
+}
+
+async function ingest(base) {
+  const ev = { events: [{ event_id: 'oa-e1', user_id: 'oa-u1', type: 'checkout',
+    ts: '2026-11-27T10:00:00Z', properties: { device: 'ios', price: 19.9, promo: true } }] };
+  await call(base, 'POST', '/v1/events', 200, { body: ev });
+  await call(base, 'POST', '/v1/events', 200, { body: ev }); /* a duplicate */
+  await call(base, 'POST', '/v1/events', 400, { raw: '{"events": [', headers: { 'Content-Type': 'application/json' } });
+  await call(base, 'POST', '/v1/events', 415, { raw: 'events', headers: { 'Content-Type': 'text/plain' } });
+  await call(base, 'POST', '/v1/events', 422, { body: { events: [] } });
+  await call(base, 'POST', '/v1/events', 422, { body: { events: [{ event_id: 'oa-e2', type: 'x' }] } });
+  const big = JSON.stringify({ events: [{ event_id: 'x', user_id: 'u', type: 'x'.repeat(1100000) }] });
+  await call(base, 'POST', '/v1/events', 413, { raw: big, headers: { 'Content-Type': 'application/json' } });
+  await call(base, 'GET', '/v1/events', 405);
+  await call(base, 'POST', '/v1/texts', 200, { body: { texts: [{ text_id: 'oa-t1', user_id: 'oa-u1',
+    text: 'how do i get a refund for my card payment', ts: 1795771604805 }] } });
+  await call(base, 'POST', '/v1/texts', 422, { body: { texts: [{ text_id: 'oa-t2', text: '' }] } });
+}
+
+async function users(base) {
+  await call(base, 'GET', '/v1/users/du000001', 200);
+  await call(base, 'GET', '/v1/users/nobody-here', 404);
+  await call(base, 'GET', '/v1/users/du000001/segment', 200);
+  await call(base, 'GET', '/v1/users/du000001/segment?explain=true', 200);
+  await call(base, 'GET', '/v1/users/du000001/segment?explain=maybe', 400);
+  await call(base, 'GET', '/v1/users/nobody-here/segment', 404);
+  await call(base, 'POST', '/v1/segments/lookup', 200, { body: { user_ids: ['du000001', 'du000002', 'nobody-here'] } });
+  await call(base, 'POST', '/v1/segments/lookup', 422, { body: { user_ids: 'du000001' } });
+  await call(base, 'POST', '/v1/assign', 200, { body: { text: 'where is my parcel delivery' } });
+  await call(base, 'POST', '/v1/assign', 422, { body: { text: 3 } });
+  await call(base, 'DELETE', '/v1/users/oa-u1', 200);
+  await call(base, 'DELETE', '/v1/users/oa-u1', 404);
+  await call(base, 'PUT', '/v1/users/du000001', 405);
+}
+
+async function spaces(base) {
+  await call(base, 'GET', '/v1/spaces', 200);
+  const list = (await call(base, 'GET', '/v1/spaces/intents/clusters', 200)).json;
+  await call(base, 'GET', '/v1/spaces/segments/clusters', 200);
+  await call(base, 'GET', '/v1/spaces/nowhere/clusters', 404);
+  const id = list.clusters[0].id;
+  await call(base, 'GET', `/v1/spaces/intents/clusters/${id}`, 200);
+  await call(base, 'GET', '/v1/spaces/intents/clusters/99999', 404);
+  await call(base, 'GET', '/v1/spaces/intents/clusters/abc', 404);
+  const page = (await call(base, 'GET', `/v1/spaces/intents/clusters/${id}/members?limit=5`, 200)).json;
+  if (page.next_cursor) {
+    await call(base, 'GET', `/v1/spaces/intents/clusters/${id}/members?limit=5&cursor=${encodeURIComponent(page.next_cursor)}`, 200);
+  }
+  await call(base, 'GET', `/v1/spaces/intents/clusters/${id}/members?limit=0`, 400);
+  await call(base, 'GET', '/v1/spaces/segments/map?limit=50', 200);
+  await call(base, 'GET', '/v1/spaces/intents/map', 200);
+  await call(base, 'GET', '/v1/spaces/intents/map?limit=abc', 400);
+  await call(base, 'PATCH', `/v1/spaces/intents/clusters/${id}`, 200, { body: { label: 'Refunds', description: 'money back' } });
+  await call(base, 'PATCH', `/v1/spaces/intents/clusters/${id}`, 200, { body: { label: null } });
+  await call(base, 'PATCH', `/v1/spaces/intents/clusters/${id}`, 422, { body: { label: 'x'.repeat(201) } });
+  await call(base, 'PATCH', `/v1/spaces/intents/clusters/${id}`, 422, { body: {} });
+  await call(base, 'PATCH', `/v1/spaces/intents/clusters/${id}`, 400, { raw: '{', headers: { 'Content-Type': 'application/json' } });
+  await call(base, 'PATCH', '/v1/spaces/intents/clusters/99999', 404, { body: { label: 'x' } });
+  await call(base, 'DELETE', `/v1/spaces/intents/clusters/${id}`, 405);
+  await call(base, 'GET', '/v1/spaces/intents/assignments', 200);
+  await call(base, 'GET', '/v1/spaces/nowhere/assignments', 404);
+}
+
+async function models(base) {
+  await call(base, 'POST', '/v1/spaces/segments/recluster', 200, { body: { k: 3, wait: true } });
+  const job = (await call(base, 'POST', '/v1/spaces/intents/recluster', 202, { body: { algorithm: 'kmeans', k: 4, refit_encoder: false } })).json;
+  await call(base, 'POST', '/v1/spaces/intents/recluster', 422, { body: { algorithm: 'astrology' } });
+  await call(base, 'POST', '/v1/spaces/nowhere/recluster', 404, { body: {} });
+  for (let i = 0; i < 300; i++) { /* until it ends (a running job would slow the stop) */
+    const j = (await call(base, 'GET', `/v1/jobs/${job.job_id}`, 200)).json;
+    if (['done', 'failed'].includes(j.state)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await call(base, 'GET', '/v1/jobs/999999', 404);
+  const ev = (await call(base, 'GET', '/v1/spaces/intents/events?limit=2', 200)).json;
+  if (ev.next_cursor !== undefined && ev.next_cursor !== null) {
+    await call(base, 'GET', `/v1/spaces/intents/events?since=${encodeURIComponent(ev.next_cursor)}`, 200);
+  }
+  await call(base, 'GET', '/v1/spaces/intents/events?since=abc', 400);
+  const labels = {};
+  for (let u = 0; u < 40; u++) labels[`du${String(u).padStart(6, '0')}`] = `seg-${u % 4}`;
+  await call(base, 'POST', '/v1/spaces/segments/evaluate', 200, { body: { labels } });
+  await call(base, 'POST', '/v1/spaces/segments/evaluate', 422, { body: { labels: [] } });
+}
+
+async function drift(base) {
+  await call(base, 'GET', '/v1/drift', 200);
+  await call(base, 'GET', '/v1/drift?refresh=true', 200);
+  await call(base, 'GET', '/v1/drift?refresh=maybe', 400);
+  const page = (await call(base, 'GET', '/v1/alerts?limit=1', 200)).json;
+  assert.ok(page.alerts.length === 1, 'the fixture raised an alert');
+  if (page.next_cursor) await call(base, 'GET', `/v1/alerts?limit=1&cursor=${page.next_cursor}`, 200);
+  await call(base, 'GET', '/v1/alerts?since=2026-01-01T00:00:00Z', 200);
+  await call(base, 'GET', '/v1/alerts?limit=0', 400);
+  await call(base, 'POST', '/v1/alerts', 405);
+}
+
+async function planned(base) {
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=checkout', 404);
+  await call(base, 'POST', '/v1/experiments', 404, { body: { name: 'x' } });
+  await call(base, 'GET', '/v1/experiments/x/assignment/du000001', 404);
+  await call(base, 'GET', '/v1/experiments/x/results', 404);
+}
+
+/* A server with an unreachable remote embedder and a one-job writer queue:
+ * 503 from assign, 429 from concurrent ingest batches. */
+async function overload() {
+  const srv = await startServer({ args: ['--embedder', 'openai', '--embed-url', 'http://127.0.0.1:9',
+    '--embed-model', 'm', '--dim', '8', '--queue-max', '1', '--train-min', '1000000'] });
+  try {
+    await call(srv.base, 'POST', '/v1/assign', 503, { body: { text: 'hello' } });
+    await call(srv.base, 'GET', '/v1/spaces/intents/map', 200);
+    await call(srv.base, 'GET', '/v1/spaces/intents/clusters', 200);
+    for (let round = 0; round < 5 && !statuses.has(429); round++) {
+      const batches = Array.from({ length: 16 }, (_, b) => ({ events: Array.from({ length: 500 },
+        (_, j) => ({ event_id: `ov-${round}-${b}-${j}`, user_id: `ov-u${j}`, type: 'visit' })) }));
+      const answers = await Promise.all(batches.map((body) => request(srv.base, 'POST', '/v1/events', { body })));
+      for (const [i, res] of answers.entries()) {
+        assert.ok([200, 429].includes(res.status), `concurrent ingest: ${res.status}`);
+        spec.checkResponse('POST', '/v1/events', res, `POST /v1/events (concurrent ${i}) -> ${res.status}`);
+        statuses.add(res.status);
+        checked++;
+      }
+    }
+  } finally {
+    await srv.stop();
+  }
+}
+
+function checkCoverage() {
+  for (const r of routes) {
+    const got = seen.get(`${r.method} ${r.pattern}`);
+    assert.ok(got && [...got].some((s) => s < 400), `${r.method} ${r.pattern}: no success answer checked`);
+  }
+  for (const s of [400, 404, 405, 413, 415, 422, 429, 503]) assert.ok(statuses.has(s), `no ${s} answer checked`);
+  console.log(`${checked} answers validated, statuses seen: ${[...statuses].sort().join(' ')}`);
+  console.log([...seen.entries()].map(([k, v]) => `${k}: ${[...v].sort().join(' ')}`).join('\n'));
+}
+
+async function main() {
+  checkRouteTable();
+  let t = Date.now();
+  const lap = (what) => { console.log(`${what}: ${((Date.now() - t) / 1000).toFixed(1)} s`); t = Date.now(); };
+  const srv = await startServer({ data: true, args: ['--train-min', '200', '--drift-interval', '0',
+    '--drift-sample', '200', '--drift-min-points', '50', '--emerging-min-size', '15', '--max-body', '1048576'] });
+  try {
+    lap('server with planted data');
+    for (const step of [ops, ingest, users, spaces, models, drift, planned]) {
+      await step(srv.base);
+      lap(step.name);
+    }
+  } finally {
+    await srv.stop();
+  }
+  lap('stop');
+  await overload();
+  lap('overload');
+  checkCoverage();
+}
+
+run('openapi_responses', main);
