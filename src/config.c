@@ -86,10 +86,16 @@ static const opt_row opt_rows[] = {
      "most properties on one event"},
     {"max-depth", "SEGMENTD_MAX_DEPTH", OPT_LONG, O(max_depth), "32", 2, 1024,
      "deepest JSON nesting accepted"},
+    {"max-id", "SEGMENTD_MAX_ID", OPT_LONG, O(max_id), "256", 1, 256,
+     "longest event, text or user id in bytes"},
     {"max-conns", "SEGMENTD_MAX_CONNS", OPT_LONG, O(max_conns), "1024", 1,
      100000, "most concurrent HTTP connections"},
     {"conn-timeout", "SEGMENTD_CONN_TIMEOUT", OPT_LONG, O(conn_timeout), "30",
      1, 3600, "seconds an idle connection is kept"},
+    {"request-timeout", "SEGMENTD_REQUEST_TIMEOUT", OPT_LONG,
+     O(request_timeout), "60", 1, 86400, "seconds a connection has to send a "
+     "whole request (headers and body), from its start or its previous "
+     "answer; slower ones are closed"},
     {"queue-max", "SEGMENTD_QUEUE_MAX", OPT_LONG, O(queue_max), "256", 1,
      100000, "ingest batches waiting for the writer before 429"},
     {"dim", "SEGMENTD_DIM", OPT_LONG, O(dim), "256", 8, 4096,
@@ -217,6 +223,30 @@ static const opt_row opt_rows[] = {
     {"webhook-max-attempts", "SEGMENTD_WEBHOOK_MAX_ATTEMPTS", OPT_LONG,
      O(webhook_max_attempts), "15", 1, 1000, "attempts before a delivery is "
      "given up (logged, counted in /metrics, kept in the outbox)"},
+    {"api-keys-file", "SEGMENTD_API_KEYS_FILE", OPT_STR, O(api_keys_file),
+     NULL, 0, 0, "file of API keys, one \"key:scope+scope\" a line, # "
+     "comments (adds to SEGMENTD_API_KEYS); no keys: the API is open"},
+    {"metrics-scope", "SEGMENTD_METRICS_SCOPE", OPT_STR, O(metrics_scope),
+     "read", 0, 0, "what GET /metrics needs when keys are set: open | read "
+     "| admin"},
+    {"rate-limit", "SEGMENTD_RATE_LIMIT", OPT_DOUBLE, O(rate_limit), "0", 0,
+     1e6, "requests a second per API key (per client address when no keys "
+     "are set); 0 = no limit"},
+    {"rate-burst", "SEGMENTD_RATE_BURST", OPT_DOUBLE, O(rate_burst), "0", 0,
+     1e7, "bucket size: requests a client may send at once (0 = one "
+     "second's worth of --rate-limit, at least 1)"},
+    {"rate-clients", "SEGMENTD_RATE_CLIENTS", OPT_LONG, O(rate_clients),
+     "10000", 8, 10000000, "client addresses whose rate buckets are kept "
+     "(the least recently seen make room)"},
+    {"retention-days", "SEGMENTD_RETENTION_DAYS", OPT_LONG,
+     O(retention_days), "0", 0, 36500, "events and texts older than this "
+     "many days are deleted (0 = kept forever)"},
+    {"retention-batch", "SEGMENTD_RETENTION_BATCH", OPT_LONG,
+     O(retention_batch), "1000", 1, 100000,
+     "rows deleted per writer transaction by retention"},
+    {"retention-interval", "SEGMENTD_RETENTION_INTERVAL", OPT_LONG,
+     O(retention_interval), "3600", 1, 604800,
+     "seconds between retention runs (the first runs once serving)"},
 };
 #undef O
 #define OPT_N (sizeof(opt_rows) / sizeof(opt_rows[0]))
@@ -354,6 +384,13 @@ int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
   if (config_secret("SEGMENTD_WEBHOOK_SECRET", c->webhook_secret_file, secret,
                     sizeof(secret), &c->webhook_secret, err) < 0)
     return SD_EINVAL;
+  c->api_keys = getenv("SEGMENTD_API_KEYS");
+  if (strcmp(c->metrics_scope, "open") != 0 &&
+      strcmp(c->metrics_scope, "read") != 0 &&
+      strcmp(c->metrics_scope, "admin") != 0) {
+    fprintf(err, "segmentd: --metrics-scope must be open, read or admin\n");
+    return SD_EINVAL;
+  }
   if (c->psi_critical < c->psi_warning) {
     fprintf(err, "segmentd: --psi-critical must not be below --psi-warning\n");
     return SD_EINVAL;
@@ -371,6 +408,8 @@ void sd_config_usage(FILE *out) {
           "       segmentd reembed [flags]   re-embed every stored text with the\n"
           "                                  embedder the flags name (server stopped);\n"
           "                                  `serve` with the same flags does the work\n"
+          "       segmentd routes            list every route and the API key\n"
+          "                                  scope it needs\n"
           "       segmentd --help | --version\n\n"
           "Every flag can also be set by its environment variable.\n\n");
   for (size_t i = 0; i < OPT_N; i++) {

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int audit(sd_core *c, const char *action, const char *target,
-                 json_t *detail) {
+int core_audit(sd_core *c, const char *action, const char *target,
+               json_t *detail) {
   char *js = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
   json_decref(detail);
   sqlite3_stmt *st = sd_store_stmt(
@@ -67,7 +67,7 @@ int sd_core_op_label(sd_core *c, void *arg) {
                         "label", op->set_label ? op->label : sp->label[i],
                         "old_description", sp->description[i], "description",
                         op->set_description ? op->description : sp->description[i]);
-  int rc = audit(c, "cluster_label", target, d);
+  int rc = core_audit(c, "cluster_label", target, d);
   if (rc == 0) rc = replace_str(&sp->label[i], op->set_label, op->label);
   if (rc == 0)
     rc = replace_str(&sp->description[i], op->set_description, op->description);
@@ -224,7 +224,7 @@ int sd_core_op_erase(sd_core *c, void *arg) {
     char target[48];
     snprintf(target, sizeof(target), "user:%016llx",
              (unsigned long long)sd_hash64(op->user_id, strlen(op->user_id), 0xa0d1));
-    rc = audit(c, "user_erased", target, json_pack("{s:I,s:I}", "events",
+    rc = core_audit(c, "user_erased", target, json_pack("{s:I,s:I}", "events",
                (json_int_t)op->events, "texts", (json_int_t)op->texts));
   }
   if (rc == 0 && had_user == 1 && ucluster >= 0) { /* leaves its segment */

@@ -231,6 +231,11 @@ static int event_context(sd_core *c, sd_user_state *u, const sd_event *e) {
   return rc;
 }
 
+int core_event_view(sd_core *c, sd_user_state *u, const sd_event *e) {
+  sd_views_add_event(&c->vc, u, e->type, strlen(e->type), e->ts);
+  return event_context(c, u, e);
+}
+
 static int group_event(sd_core *c, group *g, sd_job *j, const sd_event *e) {
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_EVENT_INSERT);
   if (!st) return SD_EDB;
@@ -250,13 +255,12 @@ static int group_event(sd_core *c, group *g, sd_job *j, const sd_event *e) {
   int err = 0;
   user_slot *u = um_get(c, &g->users, e->user_id, &err);
   if (!u) return err;
-  sd_views_add_event(&c->vc, &u->ub.u, e->type, strlen(e->type), e->ts);
   float sign;
   int b = sd_views_beh_bucket(e->type, strlen(e->type), &sign);
   c->beh_count[b] += 1.0;
   c->beh_total += 1.0;
   int rc = note_beh_name(c, e->type, g->now);
-  return rc < 0 ? rc : event_context(c, &u->ub.u, e);
+  return rc < 0 ? rc : core_event_view(c, &u->ub.u, e);
 }
 
 static int text_exists(sd_core *c, const char *text_id) {
@@ -422,29 +426,34 @@ static int group_text(sd_core *c, group *g, sd_job *j, const sd_text *t) {
 
 /* ---- users ---- */
 
-static int user_put(sd_core *c, user_slot *u, int64_t now) {
+int core_user_store(sd_core *c, const char *user_id, const sd_user_state *us,
+                    int idx, float sim, float conf, int64_t now) {
   const sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
-  const sd_user_state *us = &u->ub.u;
-  int any = sd_views_vector(&c->vc, us, u->vec);
-  if (any && seg->has_model) {
-    int rc = sd_space_assign(seg, u->vec, &u->idx, &u->sim, &u->conf);
-    if (rc < 0) return rc;
-  }
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_USER_PUT);
   if (!st) return SD_EDB;
-  sqlite3_bind_text(st, 1, u->user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, us->first_seen);
   sqlite3_bind_int64(st, 3, us->last_seen);
   sqlite3_bind_int64(st, 4, us->n_events);
   sqlite3_bind_int64(st, 5, us->n_texts);
-  if (u->idx >= 0) {
-    sqlite3_bind_int64(st, 6, seg->ids[u->idx]);
-    sqlite3_bind_double(st, 7, u->sim);
-    sqlite3_bind_double(st, 8, u->conf);
+  if (idx >= 0) {
+    sqlite3_bind_int64(st, 6, seg->ids[idx]);
+    sqlite3_bind_double(st, 7, sim);
+    sqlite3_bind_double(st, 8, conf);
   }
   sqlite3_bind_int64(st, 9, now);
   sd_views_bind(st, 10, &c->vc, us);
   return sqlite3_step(st) == SQLITE_DONE ? 0 : SD_EDB;
+}
+
+static int user_put(sd_core *c, user_slot *u, int64_t now) {
+  const sd_space *seg = &c->spaces[SD_SPACE_SEGMENTS];
+  int any = sd_views_vector(&c->vc, &u->ub.u, u->vec);
+  if (any && seg->has_model) {
+    int rc = sd_space_assign(seg, u->vec, &u->idx, &u->sim, &u->conf);
+    if (rc < 0) return rc;
+  }
+  return core_user_store(c, u->user_id, &u->ub.u, u->idx, u->sim, u->conf, now);
 }
 
 /* Users who entered or left a segment in this group, for the segments

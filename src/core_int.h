@@ -98,6 +98,18 @@ void core_drift_observe_text(sd_core *c, int idx, float sim, const float *x,
 void core_drift_observe_user(sd_core *c, int idx, float sim, const float *x,
                              const char *id);
 
+/* core_ingest.c, shared with retention's re-computation of views: an
+ * event's behaviour, time and context views (names of new context
+ * features are noted), and writing a user's row with its segment (idx -1:
+ * none). */
+int core_event_view(sd_core *c, sd_user_state *u, const sd_event *e);
+int core_user_store(sd_core *c, const char *user_id, const sd_user_state *u,
+                    int idx, float sim, float conf, int64_t now);
+
+/* core_admin.c: an audit row (detail stolen, may be NULL). */
+int core_audit(sd_core *c, const char *action, const char *target,
+               json_t *detail);
+
 /* core_sync.c: the segments webhook stream (a snapshot, then diffs), each
  * event added inside the transaction of its change. */
 int core_sync_snapshot(sd_core *c, int64_t version);

@@ -15,7 +15,7 @@ static int ingest(sd_req *req, sd_reply *rep, sd_batch_kind kind) {
   const sd_config *cfg = req->cfg;
   sd_limits lim = {(size_t)cfg->max_batch, (size_t)cfg->max_text,
                    (size_t)cfg->max_props, (size_t)cfg->max_depth,
-                   (int)cfg->dim};
+                   (int)cfg->dim, (size_t)cfg->max_id};
   sd_job *job = calloc(1, sizeof(*job));
   if (!job) return sd_reply_error(rep, SD_ENOMEM, NULL, NULL);
   json_t *details = NULL;

@@ -1,5 +1,6 @@
 /* handlers_ops.c -- /healthz, /readyz, /v1/info, /metrics. */
 #include "handlers.h"
+#include "segmentd/auth.h"
 #include "segmentd/embed.h"
 #include "segmentd/embed_queue.h"
 #include "segmentd/err.h"
@@ -48,12 +49,25 @@ static json_t *info_embedder(sd_req *req) {
   return e;
 }
 
+/* Whether keys are needed, how many there are, and what /metrics needs;
+ * never a key. */
+static json_t *info_auth(const sd_req *req) {
+  size_t n = sd_auth_count(req->auth);
+  return json_pack("{s:b,s:I,s:{s:I,s:I,s:I},s:s}", "enabled", n > 0, "keys",
+                   (json_int_t)n, "keys_by_scope", "ingest",
+                   (json_int_t)sd_auth_count_scope(req->auth, SD_SCOPE_INGEST),
+                   "read", (json_int_t)sd_auth_count_scope(req->auth, SD_SCOPE_READ),
+                   "admin", (json_int_t)sd_auth_count_scope(req->auth, SD_SCOPE_ADMIN),
+                   "metrics", n > 0 ? req->cfg->metrics_scope : "open");
+}
+
 int h_info(sd_req *req, sd_reply *rep) {
   int64_t now = sd_now_ms(), started = sd_core_started_at(req->core);
   json_t *o = json_pack(
-      "{s:s,s:s,s:s,s:o,s:o,s:o,s:I,s:{s:i}}", "version", SD_VERSION,
+      "{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:I,s:{s:i}}", "version", SD_VERSION,
       "git_commit", SD_GIT_COMMIT, "build", SD_BUILD_TYPE, "embedder",
-      info_embedder(req), "config", sd_config_json(req->cfg), "started_at",
+      info_embedder(req), "config", sd_config_json(req->cfg), "auth",
+      info_auth(req), "started_at",
       h_time(started), "uptime_seconds", (json_int_t)((now - started) / 1000),
       "ingest", "queue_depth", sd_core_queue_depth(req->core));
   return sd_reply_json(rep, 200, o);

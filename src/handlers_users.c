@@ -263,8 +263,9 @@ static json_t *lookup_ids(sd_req *req, sd_reply *rep, json_t **body) {
   json_array_foreach(ids, i, v) {
     if (problem) break;
     if (!json_is_string(v) || json_string_length(v) == 0 ||
-        json_string_length(v) > SD_MAX_ID)
-      problem = "every user id must be a non-empty string of at most 256 bytes";
+        json_string_length(v) > (size_t)req->cfg->max_id)
+      problem = "every user id must be a non-empty string within the id "
+                "limit (--max-id, default 256 bytes)";
   }
   if (problem) {
     sd_reply_error(rep, SD_EINVALID, problem,

@@ -2,54 +2,61 @@
  * http_router.c -- the routing table: method + path pattern -> handler.
  * Patterns are '/'-separated; "{}" matches one non-empty segment and
  * becomes a path parameter. A path that matches with another method gets
- * 405 and the Allow list; no match at all gets 404.
+ * 405 and the Allow list; no match at all gets 404. Each route's scope
+ * column says which API key scope it needs (auth.h); a miss under /v1
+ * needs any known key before it is told 404 or 405.
  */
 #include "handlers.h"
+#include "segmentd/auth.h"
 #include "segmentd/err.h"
 #include "segmentd/snapshot.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* Every row names what it needs (auth.h, sd_access): a row without it
+ * does not compile (-Wmissing-field-initializers under -Werror), and the
+ * scopes are documented in the README's "Auth" section. */
 typedef struct {
   const char *method, *pattern;
   sd_handler fn;
+  sd_access access;
 } route;
 
 static const route routes[] = {
-    {"GET", "/healthz", h_healthz},
-    {"GET", "/readyz", h_readyz},
-    {"GET", "/v1/info", h_info},
-    {"GET", "/metrics", h_metrics},
-    {"GET", "/v1/drift", h_drift},
-    {"GET", "/v1/alerts", h_alerts},
-    {"POST", "/v1/events", h_events},
-    {"POST", "/v1/texts", h_texts},
-    {"GET", "/v1/users/{}", h_user},
-    {"DELETE", "/v1/users/{}", h_user_delete},
-    {"GET", "/v1/users/{}/segment", h_user_segment},
-    {"POST", "/v1/segments/lookup", h_segments_lookup},
-    {"POST", "/v1/assign", h_assign},
-    {"GET", "/v1/spaces", h_spaces},
-    {"GET", "/v1/spaces/{}/clusters", h_clusters},
-    {"GET", "/v1/spaces/{}/clusters/{}", h_cluster},
-    {"GET", "/v1/spaces/{}/clusters/{}/members", h_cluster_members},
-    {"GET", "/v1/spaces/{}/map", h_map},
-    {"PATCH", "/v1/spaces/{}/clusters/{}", h_cluster_patch},
-    {"GET", "/v1/spaces/{}/assignments", h_assignments},
-    {"POST", "/v1/spaces/{}/recluster", h_recluster},
-    {"GET", "/v1/spaces/{}/events", h_lineage},
-    {"POST", "/v1/spaces/{}/evaluate", h_evaluate},
-    {"GET", "/v1/jobs/{}", h_job},
-    {"GET", "/v1/spaces/segments/outcomes", h_outcomes},
-    {"POST", "/v1/experiments", h_experiment_create},
-    {"GET", "/v1/experiments", h_experiments_list},
-    {"GET", "/v1/experiments/{}", h_experiment_get},
-    {"DELETE", "/v1/experiments/{}", h_experiment_delete},
-    {"GET", "/v1/experiments/{}/assignment/{}", h_experiment_assignment},
-    {"GET", "/v1/experiments/{}/results", h_experiment_results},
-    {"GET", "/", h_dashboard},
-    {"GET", "/assets/{}", h_asset},
+    {"GET", "/healthz", h_healthz, SD_ACCESS_PROBE},
+    {"GET", "/readyz", h_readyz, SD_ACCESS_PROBE},
+    {"GET", "/v1/info", h_info, SD_ACCESS_READ},
+    {"GET", "/metrics", h_metrics, SD_ACCESS_METRICS},
+    {"GET", "/v1/drift", h_drift, SD_ACCESS_READ},
+    {"GET", "/v1/alerts", h_alerts, SD_ACCESS_READ},
+    {"POST", "/v1/events", h_events, SD_ACCESS_INGEST},
+    {"POST", "/v1/texts", h_texts, SD_ACCESS_INGEST},
+    {"GET", "/v1/users/{}", h_user, SD_ACCESS_READ},
+    {"DELETE", "/v1/users/{}", h_user_delete, SD_ACCESS_ADMIN},
+    {"GET", "/v1/users/{}/segment", h_user_segment, SD_ACCESS_READ},
+    {"POST", "/v1/segments/lookup", h_segments_lookup, SD_ACCESS_READ},
+    {"POST", "/v1/assign", h_assign, SD_ACCESS_READ},
+    {"GET", "/v1/spaces", h_spaces, SD_ACCESS_READ},
+    {"GET", "/v1/spaces/{}/clusters", h_clusters, SD_ACCESS_READ},
+    {"GET", "/v1/spaces/{}/clusters/{}", h_cluster, SD_ACCESS_READ},
+    {"GET", "/v1/spaces/{}/clusters/{}/members", h_cluster_members, SD_ACCESS_READ},
+    {"GET", "/v1/spaces/{}/map", h_map, SD_ACCESS_READ},
+    {"PATCH", "/v1/spaces/{}/clusters/{}", h_cluster_patch, SD_ACCESS_ADMIN},
+    {"GET", "/v1/spaces/{}/assignments", h_assignments, SD_ACCESS_READ},
+    {"POST", "/v1/spaces/{}/recluster", h_recluster, SD_ACCESS_ADMIN},
+    {"GET", "/v1/spaces/{}/events", h_lineage, SD_ACCESS_READ},
+    {"POST", "/v1/spaces/{}/evaluate", h_evaluate, SD_ACCESS_ADMIN},
+    {"GET", "/v1/jobs/{}", h_job, SD_ACCESS_READ},
+    {"GET", "/v1/spaces/segments/outcomes", h_outcomes, SD_ACCESS_READ},
+    {"POST", "/v1/experiments", h_experiment_create, SD_ACCESS_ADMIN},
+    {"GET", "/v1/experiments", h_experiments_list, SD_ACCESS_READ},
+    {"GET", "/v1/experiments/{}", h_experiment_get, SD_ACCESS_READ},
+    {"DELETE", "/v1/experiments/{}", h_experiment_delete, SD_ACCESS_ADMIN},
+    {"GET", "/v1/experiments/{}/assignment/{}", h_experiment_assignment, SD_ACCESS_READ},
+    {"GET", "/v1/experiments/{}/results", h_experiment_results, SD_ACCESS_READ},
+    {"GET", "/", h_dashboard, SD_ACCESS_OPEN},
+    {"GET", "/assets/{}", h_asset, SD_ACCESS_OPEN},
 };
 
 #define MAX_SEGS 16
@@ -107,6 +114,7 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
     if (!strcmp(r->method, method)) {
       memcpy(req->params, params, sizeof(params));
       req->n_params = n;
+      req->access = r->access;
       return r->fn;
     }
     if (!strstr(allow, r->method)) {
@@ -115,6 +123,9 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
                strcmp(r->method, "GET") ? "" : ", HEAD");
     }
   }
+  req->access = !strncmp(req->path, "/v1/", 4) || !strcmp(req->path, "/v1")
+                    ? SD_ACCESS_ANY_KEY
+                    : SD_ACCESS_OPEN;
   if (allow[0]) {
     rep->allow = allow;
     sd_reply_error(rep, SD_EMETHOD, NULL, NULL);
@@ -122,4 +133,15 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
     sd_reply_error(rep, SD_ENOTFOUND, "no such route", NULL);
   }
   return NULL;
+}
+
+size_t sd_route_count(void) { return sizeof(routes) / sizeof(routes[0]); }
+
+int sd_route_get(size_t i, const char **method, const char **pattern,
+                 int *access) {
+  if (i >= sd_route_count()) return SD_EINVAL;
+  *method = routes[i].method;
+  *pattern = routes[i].pattern;
+  *access = (int)routes[i].access;
+  return 0;
 }

@@ -7,9 +7,13 @@
  * the body up to --max-body; the final callback routes and runs the
  * handler. An ingest handler returns a job instead of a reply: the
  * connection is suspended, the job queued to the writer, and the writer
- * resumes the connection once the batch is committed.
+ * resumes the connection once the batch is committed. Between routing and
+ * the handler every request passes the gate (http_guard.c: key, scope,
+ * rate), and every connection has a deadline for sending a whole request
+ * (http_deadline.c).
  */
 #include "handlers.h"
+#include "http_int.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
@@ -27,6 +31,8 @@ struct sd_http {
   struct MHD_Daemon *d;
   const sd_config *cfg;
   sd_services svc;
+  sd_guard *guard;
+  sd_deadlines *dl;
   int port;
 };
 
@@ -104,6 +110,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
                           rep->content_type ? rep->content_type
                                             : "application/json");
   if (rep->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+  if (rep->www_auth)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, rep->www_auth);
   for (int i = 0; i < rep->n_headers; i++)
     MHD_add_response_header(resp, rep->headers[2 * i], rep->headers[2 * i + 1]);
   if (rep->retry_after > 0) {
@@ -141,6 +149,14 @@ static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
     return;
   }
   sd_handler fn = sd_route(&req, &r->rep);
+  req.auth = sd_guard_auth(h->guard);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const char *authz = MHD_lookup_connection_value(
+      conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (sd_guard_check(h->guard, &req, &r->rep, authz,
+                     ci ? ci->client_addr : NULL) < 0)
+    return;
   if (!fn) return;
   if (!sd_http_ready() && fn != h_healthz && fn != h_readyz) {
     sd_reply_error(&r->rep, SD_ENOTREADY, "starting up", NULL);
@@ -233,6 +249,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   } else if (r->state == RS_ASYNC) { /* resumed by the deferred work */
     r->state = RS_REPLY;
   } else if (r->state == RS_BODY) {
+    sd_deadlines_busy(h->dl, conn, 1); /* the whole request is in */
     dispatch(h, r, conn, url, method);
     if (r->rep.job) return start_job(h, r, conn);
     if (r->rep.async) return start_async(r, conn);
@@ -244,7 +261,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 static void on_completed(void *cls, struct MHD_Connection *conn,
                          void **con_cls, enum MHD_RequestTerminationCode why) {
   conn_req *r = *con_cls;
-  (void)cls, (void)conn, (void)why;
+  sd_http *h = cls;
+  (void)why;
+  sd_deadlines_busy(h->dl, conn, 0); /* the next request's clock starts */
   if (!r) return;
   if (r->rep.job) {
     sd_batch_free(&r->rep.job->batch);
@@ -293,6 +312,22 @@ static int write_port_file(const char *path, int port) {
   return ok && rename(tmp, path) == 0 ? 0 : SD_EINTERNAL;
 }
 
+/* What the start log says about keys (counts and scopes, never a key). */
+static void log_auth(const sd_http *h) {
+  const sd_auth *a = sd_guard_auth(h->guard);
+  if (sd_auth_count(a) == 0) {
+    sd_log_warn("no API keys configured: the API is open to every client "
+                "that can reach %s (set SEGMENTD_API_KEYS or "
+                "--api-keys-file)", h->cfg->listen);
+    return;
+  }
+  sd_log_info("auth on: %zu API keys (ingest %zu, read %zu, admin %zu); "
+              "/metrics: %s", sd_auth_count(a),
+              sd_auth_count_scope(a, SD_SCOPE_INGEST),
+              sd_auth_count_scope(a, SD_SCOPE_READ),
+              sd_auth_count_scope(a, SD_SCOPE_ADMIN), h->cfg->metrics_scope);
+}
+
 int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
                   char *msg, size_t msglen) {
   struct addrinfo *ai = NULL;
@@ -306,6 +341,14 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
   }
   h->cfg = cfg;
   h->svc.core = core;
+  rc = sd_guard_new(cfg, &h->guard, msg, msglen);
+  if (rc == 0 && (rc = sd_deadlines_start(cfg->request_timeout, &h->dl)) < 0)
+    snprintf(msg, msglen, "cannot start the connection deadlines");
+  if (rc < 0) {
+    freeaddrinfo(ai);
+    sd_http_stop(h);
+    return rc;
+  }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
@@ -314,11 +357,12 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+      MHD_OPTION_NOTIFY_CONNECTION, sd_deadlines_notify, h->dl, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->d) {
     snprintf(msg, msglen, "cannot listen on %s", cfg->listen);
-    free(h);
+    sd_http_stop(h);
     return SD_EINTERNAL;
   }
   const union MHD_DaemonInfo *info =
@@ -329,6 +373,7 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
     sd_http_stop(h);
     return SD_EINTERNAL;
   }
+  log_auth(h);
   *out = h;
   return 0;
 }
@@ -343,6 +388,11 @@ void sd_http_quiesce(sd_http *h) {
 void sd_http_stop(sd_http *h) {
   if (!h) return;
   if (h->d) MHD_stop_daemon(h->d);
+  if (sd_deadlines_dropped(h->dl) > 0)
+    sd_log_info("closed %llu connections that sent no whole request within "
+                "--request-timeout", (unsigned long long)sd_deadlines_dropped(h->dl));
+  sd_deadlines_stop(h->dl); /* after the daemon: no more notifications */
+  sd_guard_free(h->guard);
   free(h);
 }
 

@@ -93,7 +93,7 @@ int sd_parse_vector(const json_t *a, int dim, float *out,
 
 /* A required or optional id-like string field; returns it or NULL. */
 static const char *field_id(json_t *item, const char *name, int required,
-                            long index, problems *p) {
+                            size_t max, long index, problems *p) {
   json_t *v = json_object_get(item, name);
   if (!v || json_is_null(v)) {
     if (required) problem(p, index, name, "missing");
@@ -105,7 +105,9 @@ static const char *field_id(json_t *item, const char *name, int required,
   }
   size_t n = json_string_length(v);
   if (n == 0) problem(p, index, name, "must not be empty");
-  else if (n > SD_MAX_ID) problem(p, index, name, "longer than 256 bytes");
+  else if (n > max)
+    problem(p, index, name, max == SD_MAX_ID ? "longer than 256 bytes"
+                                             : "longer than the id limit");
   else if (memchr(json_string_value(v), 0, n))
     problem(p, index, name, "must not contain NUL");
   else return json_string_value(v);
@@ -124,9 +126,10 @@ static void field_ts(json_t *item, long index, int64_t now, int64_t *ts,
 
 static void check_event(json_t *item, long i, const sd_limits *lim,
                         int64_t now, sd_event *e, problems *p) {
-  e->event_id = field_id(item, "event_id", 1, i, p);
-  e->user_id = field_id(item, "user_id", 1, i, p);
-  e->type = field_id(item, "type", 1, i, p);
+  size_t max = lim->max_id ? lim->max_id : SD_MAX_ID;
+  e->event_id = field_id(item, "event_id", 1, max, i, p);
+  e->user_id = field_id(item, "user_id", 1, max, i, p);
+  e->type = field_id(item, "type", 1, SD_MAX_ID, i, p);
   field_ts(item, i, now, &e->ts, p);
   json_t *props = json_object_get(item, "properties");
   if (props && !json_is_null(props)) {
@@ -148,8 +151,9 @@ static int text_blank(const char *s, size_t n) {
 
 static void check_text(json_t *item, long i, const sd_limits *lim,
                        int64_t now, sd_text *t, float *vec, problems *p) {
-  t->text_id = field_id(item, "text_id", 1, i, p);
-  t->user_id = field_id(item, "user_id", 0, i, p);
+  size_t max = lim->max_id ? lim->max_id : SD_MAX_ID;
+  t->text_id = field_id(item, "text_id", 1, max, i, p);
+  t->user_id = field_id(item, "user_id", 0, max, i, p);
   field_ts(item, i, now, &t->ts, p);
   json_t *v = json_object_get(item, "text");
   if (!v || json_is_null(v)) problem(p, i, "text", "missing");

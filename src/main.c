@@ -7,6 +7,7 @@
  * SIGINT: stop accepting connections, let the writer finish every queued
  * batch, persist models and checkpoint, stop HTTP, exit 0.
  */
+#include "segmentd/auth.h"
 #include "segmentd/config.h"
 #include "segmentd/core.h"
 #include "segmentd/embed_queue.h"
@@ -17,6 +18,7 @@
 #include "segmentd/notify.h"
 #include "segmentd/watch.h"
 #include "segmentd/reembed.h"
+#include "segmentd/retention.h"
 
 #include <cblas.h>
 #include <signal.h>
@@ -31,12 +33,16 @@ static void kick_notify(void *n) { sd_notify_kick(n); }
 #define OUTBOX_KEEP_MS (7 * 86400000LL) /* finished webhook rows kept */
 #define PRUNE_EVERY_MS 3600000LL
 
-/* The maintenance thread's idle tick: drift checks when due, and hourly
- * removal of webhook rows delivered (or given up) over a week ago. */
+/* The maintenance thread's idle tick: drift checks when due, hourly
+ * removal of webhook rows delivered (or given up) over a week ago, and a
+ * retention run every --retention-interval seconds (the first at the
+ * first tick). */
 typedef struct {
   sd_watch *watch;
   sd_core *core;
   int64_t pruned_at;
+  const sd_config *cfg;
+  int64_t retained_at;
 } housekeeping;
 
 static int prune_outbox(sd_core *c, void *arg) {
@@ -50,6 +56,12 @@ static int prune_outbox(sd_core *c, void *arg) {
 static void tick(void *ud, int64_t now) {
   housekeeping *h = ud;
   sd_watch_tick(h->watch, now);
+  if (h->cfg->retention_days > 0 &&
+      now - h->retained_at >= h->cfg->retention_interval * 1000) {
+    sd_retention_stats st;
+    h->retained_at = now;
+    sd_retention_run(h->cfg, h->core, now, &st); /* logs its outcome */
+  }
   if (now - h->pruned_at < PRUNE_EVERY_MS) return;
   h->pruned_at = now;
   int64_t before = now - OUTBOX_KEEP_MS;
@@ -91,15 +103,14 @@ static int serve(const sd_config *cfg) {
     return 1;
   }
   sd_core_set_maint(core, maint);
-  housekeeping hk = {watch, core, 0};
+  housekeeping hk = {watch, core, 0, cfg, 0};
   sd_maint_set_tick(maint, tick, &hk);
   sd_core_on_outbox(core, kick_notify, notify);
   sd_services svc = {core, maint, embedq, watch, notify};
   sd_http_set_services(http, &svc);
   sd_http_set_ready(1);
-  sd_log_info("segmentd %s serving on %s (port %d), database %s%s", SD_VERSION,
-              cfg->listen, sd_http_port(http), cfg->db,
-              " -- no API keys configured: the API is open");
+  sd_log_info("segmentd %s serving on %s (port %d), database %s", SD_VERSION,
+              cfg->listen, sd_http_port(http), cfg->db);
   int sig = 0;
   sigwait(&sigs, &sig);
   sd_log_info("signal %d: draining and stopping", sig);
@@ -142,11 +153,21 @@ static int reembed(const sd_config *cfg) {
   return 0;
 }
 
+/* `segmentd routes`: every route and the API key scope it needs. */
+static int routes(void) {
+  const char *method, *pattern;
+  int access;
+  for (size_t i = 0; sd_route_get(i, &method, &pattern, &access) == 0; i++)
+    printf("%-6s %-36s %s\n", method, pattern, sd_access_name(access));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "--version")) {
     printf("segmentd %s (%s)\n", SD_VERSION, SD_GIT_COMMIT);
     return 0;
   }
+  if (argc == 2 && !strcmp(argv[1], "routes")) return routes();
   int is_reembed = argc >= 2 && !strcmp(argv[1], "reembed");
   if (argc < 2 || (strcmp(argv[1], "serve") != 0 && !is_reembed)) {
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));

@@ -40,8 +40,10 @@ typedef struct {
   long max_text;           /* bytes per text */
   long max_props;          /* properties per event */
   long max_depth;          /* JSON nesting depth */
+  long max_id;             /* bytes of an event, text or user id */
   long max_conns;          /* concurrent connections */
   long conn_timeout;       /* seconds of idle before a connection is closed */
+  long request_timeout;    /* seconds to send a whole request (slow clients) */
   long queue_max;          /* ingest batches waiting for the writer */
   long dim;                /* embedding dimension */
   long train_min;          /* points before a space trains its first model */
@@ -93,6 +95,18 @@ typedef struct {
   long webhook_timeout_ms;
   long webhook_backoff_ms, webhook_backoff_max_ms;
   long webhook_max_attempts;
+  /* auth and rate limits (auth.h, ratelimit.h) */
+  const char *api_keys;      /* env SEGMENTD_API_KEYS: not a flag, never
+                                rendered nor logged */
+  const char *api_keys_file;
+  const char *metrics_scope; /* open | read | admin */
+  double rate_limit;         /* requests a second per key or address; 0 off */
+  double rate_burst;         /* bucket size; 0 = max(1, rate_limit) */
+  long rate_clients;         /* address buckets kept */
+  /* retention (retention.h) */
+  long retention_days;       /* 0 = keep forever */
+  long retention_batch;      /* rows per writer transaction */
+  long retention_interval;   /* seconds between runs */
 } sd_config;
 
 /* 1 when texts are embedded by a remote OpenAI-compatible server. */

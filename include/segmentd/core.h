@@ -88,6 +88,24 @@ typedef struct {
 } sd_erase_op;
 int sd_core_op_erase(sd_core *c, void *op /* sd_erase_op */);
 
+/* Retention (core_retention.c): deletes the listed events or texts that
+ * are still older than cutoff, then recomputes from what is left the
+ * views and segment of every user they belonged to (a user left with
+ * nothing is removed). With audit set, only records the run (the totals
+ * in the out fields) in the audit table. */
+typedef struct {
+  int texts;              /* 0: ids are events.id; 1: texts.id */
+  const int64_t *ids;     /* borrowed until the job is done */
+  size_t n;
+  int64_t cutoff;         /* epoch ms: rows with ts < cutoff go */
+  int audit;              /* record the run instead (days, totals, ms) */
+  long days;
+  int64_t ms;
+  int64_t events, texts_deleted, users_recomputed, users_removed; /* out,
+                             added to (so one op can total a run) */
+} sd_retain_op;
+int sd_core_op_retain(sd_core *c, void *op /* sd_retain_op */);
+
 /* The intents mix of each segment: n rows of (segment id, intent id,
  * texts), from the maintenance thread's periodic count; copied. Shown as
  * the segments' dominant intents from the next snapshot on. */

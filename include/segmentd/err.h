@@ -22,6 +22,7 @@
   X(SD_ECONFLICT,     "conflict",           409, "conflicts with the current state") \
   X(SD_EINVALID,      "invalid_field",      422, "invalid items")           \
   X(SD_EBUSY,         "queue_full",         429, "ingest queue is full")    \
+  X(SD_ERATE,         "rate_limited",       429, "request rate limit exceeded") \
   X(SD_ENOMEM,        "internal",           500, "out of memory")           \
   X(SD_EDB,           "internal",           500, "storage error")           \
   X(SD_EINTERNAL,     "internal",           500, "internal error")          \

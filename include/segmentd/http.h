@@ -40,6 +40,9 @@ typedef struct sd_req {
   struct sd_watch *watch;
   struct sd_notify *notify;
   const sd_config *cfg;
+  const struct sd_auth *auth; /* the API keys (never NULL once serving) */
+  int access;                 /* what the route needs (auth.h sd_access),
+                                 set by sd_route */
   void *conn; /* opaque: for sd_req_query only */
 } sd_req;
 
@@ -61,6 +64,7 @@ typedef struct sd_reply {
   int status;
   json_t *body;          /* owned; NULL for an empty or streamed body */
   const char *allow;     /* Allow header (405) */
+  const char *www_auth;  /* WWW-Authenticate header (401, 403), static */
   int retry_after;       /* seconds, for 429/503; 0 = none */
   const char *content_type;
   char *text;            /* owned plain body (content_type says what) */
@@ -100,9 +104,16 @@ int sd_reply_text(sd_reply *rep, int status, const char *content_type,
 int sd_reply_header(sd_reply *rep, const char *name, const char *value);
 void sd_reply_free(sd_reply *rep);
 
-/* Routing: finds the handler of method+path, filling req->params; on a
- * miss fills rep with 404 or 405 (+ Allow) and returns NULL. */
+/* Routing: finds the handler of method+path, filling req->params and
+ * req->access; on a miss fills rep with 404 or 405 (+ Allow), sets
+ * req->access to what telling that needs, and returns NULL. */
 sd_handler sd_route(sd_req *req, sd_reply *rep);
+/* The route table, for `segmentd routes` and the tests: row i's method,
+ * pattern ("{}" = one path segment) and access; 0 or SD_EINVAL past the
+ * end. */
+size_t sd_route_count(void);
+int sd_route_get(size_t i, const char **method, const char **pattern,
+                 int *access);
 
 /* Starts serving cfg->listen; writes cfg->port_file if set. Until
  * sd_http_set_ready(1), only /healthz and /readyz answer (others: 503);

@@ -22,6 +22,8 @@
 typedef struct {
   size_t max_batch, max_text, max_props, max_depth;
   int dim;
+  size_t max_id; /* bytes of an event, text or user id (--max-id); 0 =
+                    SD_MAX_ID. Event types are held to SD_MAX_ID. */
 } sd_limits;
 
 typedef struct {

@@ -32,6 +32,8 @@ typedef struct sd_server {
   char **argv;         /* NULL-terminated argv used for every (re)start */
   pid_t pid;           /* 0 when not running */
   int port;            /* port read from the port file */
+  char bearer[600];    /* when set: "Authorization: Bearer <bearer>" on
+                          every http_req() and the helpers built on it */
 } sd_server;
 
 /* One HTTP answer. status is 0 when the transfer failed (error in errbuf).
@@ -45,6 +47,7 @@ typedef struct http_resp {
   char retry_after[32];
   char connection[32];
   char errbuf[256];
+  char www_authenticate[256];
 } http_resp;
 
 /* Starts $SD_BIN serve with the standard arguments plus extra_args (a
@@ -90,6 +93,12 @@ void srv_dump_log(const sd_server *srv);
  * body may be NULL (len ignored). Timeout 30 s, keep-alive per thread. */
 http_resp http_req(sd_server *srv, const char *method, const char *path,
                    const char *content_type, const char *body, size_t len);
+
+/* http_req() with extra request header lines ("Name: value", a
+ * NULL-terminated list) instead of srv->bearer's Authorization. */
+http_resp http_req_hdrs(sd_server *srv, const char *method, const char *path,
+                        const char *content_type, const char *body, size_t len,
+                        const char *const *headers);
 
 /* http_req() with a NUL-terminated body sent as application/json (or NULL
  * for none); stores the status in *status and returns the parsed

@@ -100,9 +100,11 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) { /* new response (100, 200) */
     r->content_type[0] = r->allow[0] = '\0';
-    r->retry_after[0] = r->connection[0] = '\0';
+    r->retry_after[0] = r->connection[0] = r->www_authenticate[0] = '\0';
     return n;
   }
+  http_copy_header(ptr, n, "www-authenticate", r->www_authenticate,
+                   sizeof r->www_authenticate);
   http_copy_header(ptr, n, "content-type", r->content_type,
                    sizeof r->content_type);
   http_copy_header(ptr, n, "allow", r->allow, sizeof r->allow);
@@ -112,10 +114,20 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
-/* Request headers: no "Expect: 100-continue", and the Content-Type. */
-static struct curl_slist *http_headers(const char *content_type, int has_body) {
+/* Request headers: no "Expect: 100-continue", the extra lines, and the
+ * Content-Type. */
+static struct curl_slist *http_headers(const char *content_type, int has_body,
+                                       const char *const *extra) {
   char line[256];
   struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+  for (size_t i = 0; h && extra && extra[i]; i++) {
+    struct curl_slist *t = curl_slist_append(h, extra[i]);
+    if (!t) {
+      curl_slist_free_all(h);
+      return NULL;
+    }
+    h = t;
+  }
   if (!h)
     return NULL;
   if (content_type)
@@ -169,11 +181,21 @@ static void http_set_common(CURL *h, const char *url, http_buf *b, http_resp *r,
 
 http_resp http_req(sd_server *srv, const char *method, const char *path,
                    const char *content_type, const char *body, size_t len) {
+  char line[640];
+  const char *extra[] = {line, NULL};
+  snprintf(line, sizeof line, "Authorization: Bearer %s", srv->bearer);
+  return http_req_hdrs(srv, method, path, content_type, body, len,
+                       srv->bearer[0] ? extra : NULL);
+}
+
+http_resp http_req_hdrs(sd_server *srv, const char *method, const char *path,
+                        const char *content_type, const char *body, size_t len,
+                        const char *const *headers) {
   http_resp r;
   memset(&r, 0, sizeof r);
   http_buf b = {NULL, 0, 0};
   CURL *h = http_handle();
-  struct curl_slist *hdrs = http_headers(content_type, body != NULL);
+  struct curl_slist *hdrs = http_headers(content_type, body != NULL, headers);
   if (!h || !hdrs) {
     snprintf(r.errbuf, sizeof r.errbuf, "curl handle/headers unavailable");
   } else {

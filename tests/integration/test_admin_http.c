@@ -70,20 +70,23 @@ static void test_label(sd_server *srv) {
   json_decref(g), json_decref(c);
 }
 
-/* Rows of user a4 left in any table, counted with the sqlite3 command on
- * the server's database file (a WAL reader beside the server); -1 on
- * failure. */
-static long rows_of_user(sd_server *srv) {
-  char cmd[512], out[64] = "";
-  snprintf(cmd, sizeof(cmd),
-           "sqlite3 %s \"SELECT (SELECT count(*) FROM events WHERE user_id='a4')"
-           " + (SELECT count(*) FROM texts WHERE user_id='a4' OR text_id='a4')"
-           " + (SELECT count(*) FROM users WHERE user_id='a4')\"", srv->db);
+/* One integer from a query, run with the sqlite3 command on the server's
+ * database file (a WAL reader beside the server); -1 on failure. */
+static long sql_long(sd_server *srv, const char *sql) {
+  char cmd[768], out[64] = "";
+  snprintf(cmd, sizeof(cmd), "sqlite3 %s \"%s\"", srv->db, sql);
   FILE *f = popen(cmd, "r");
   if (!f) return -1;
   char *got = fgets(out, sizeof(out), f);
   int rc = pclose(f);
   return got && rc == 0 ? atol(out) : -1;
+}
+
+/* Rows of user a4 left in any table. */
+static long rows_of_user(sd_server *srv) {
+  return sql_long(srv, "SELECT (SELECT count(*) FROM events WHERE user_id='a4')"
+                       " + (SELECT count(*) FROM texts WHERE user_id='a4' OR text_id='a4')"
+                       " + (SELECT count(*) FROM users WHERE user_id='a4')");
 }
 
 static void test_erase(sd_server *srv, int n) {
@@ -98,6 +101,11 @@ static void test_erase(sd_server *srv, int n) {
   long long ev, tx;
   CHECK_INT(get_user_counts(srv, "a4", &ev, &tx), 404);
   CHECK_INT(rows_of_user(srv), 0); /* no row of the user in any table */
+  /* the erasure is in the audit table, with its counts but not the id */
+  CHECK_INT(sql_long(srv, "SELECT count(*) FROM audit WHERE action='user_erased'"
+                          " AND json_extract(detail,'$.events')=1 AND"
+                          " json_extract(detail,'$.texts')=1 AND target LIKE"
+                          " 'user:%' AND length(target)=21"), 1);
   json_t *c = cluster_of_text(srv, "a4");
   CHECK(c == NULL); /* the text and its assignment are gone */
   CHECK_INT(space_points(srv, "intents"), pts - 1);

@@ -5,7 +5,8 @@
  * A data-driven table of requests: malformed JSON, bodies that are not
  * objects, wrong types, missing fields, empty and mixed batches, limits
  * (text 16 KiB, ids 256 bytes, 64 properties, depth 32, body and batch
- * size with --max-body / --max-batch), invalid UTF-8, overflowing numbers,
+ * size with --max-body / --max-batch; text, properties, depth and ids
+ * with --max-text, --max-props, --max-depth, --max-id), invalid UTF-8, overflowing numbers,
  * wrong embedding dimension, bad timestamps, media type, unknown routes and
  * spaces, wrong methods and malformed queries. Each case checks the status,
  * the error body shape and code, the bad item's index and field, and that
@@ -291,6 +292,45 @@ static const io_case LIMITS_OK[] = {
      OK200, .uid = "lim-4"},
 };
 
+/* Limits of the third server (--max-text 100 --max-props 3 --max-depth 10
+ * --max-id 16): each flag moves its limit. */
+static const io_case FLAG_LIMITS[] = {
+    {"text 101 > max-text", P_TX,
+     TX("{\"text_id\":\"f1\",\"user_id\":\"flim-1\",\"text\":\"@X@\"}"),
+     GEN_FILL, 101, E422(0, "text"), .uid = "flim-1"},
+    {"4 properties > max-props", P_EV,
+     EV("{\"event_id\":\"f2\",\"user_id\":\"flim-2\",\"type\":\"v\","
+        "\"properties\":{@X@}}"),
+     GEN_PROPS, 4, E422(0, "properties"), .uid = "flim-2"},
+    {"depth 12 > max-depth", P_EV,
+     EV("{\"event_id\":\"f3\",\"user_id\":\"flim-3\",\"type\":\"v\","
+        "\"properties\":{\"p\":@X@}}"),
+     GEN_DEEP, 7, .status = 422, .code = "invalid_field", .alt_status = 400,
+     .alt_code = "bad_request|malformed_json", .uid = "flim-3"},
+    {"event_id 17 > max-id", P_EV,
+     EV("{\"event_id\":\"@X@\",\"user_id\":\"flim-4\",\"type\":\"v\"}"),
+     GEN_FILL, 17, E422(0, "event_id"), .uid = "flim-4"},
+    {"user_id 17 > max-id", P_TX,
+     TX("{\"text_id\":\"f5\",\"user_id\":\"@X@\",\"text\":\"hi\"}"),
+     GEN_FILL, 17, E422(0, "user_id")},
+    {"lookup id 17 > max-id", .method = "POST", .path = "/v1/segments/lookup",
+     .ctype = JSON_CT, .body = "{\"user_ids\":[\"@X@\"]}", GEN_FILL, 17,
+     .status = 422, .code = "invalid_field"},
+};
+
+static const io_case FLAG_LIMITS_OK[] = {
+    {"text 100 = max-text", P_TX,
+     TX("{\"text_id\":\"f6\",\"user_id\":\"flim-6\",\"text\":\"@X@\"}"),
+     GEN_FILL, 100, OK200, .uid = "flim-6"},
+    {"3 properties, depth 8", P_EV,
+     EV("{\"event_id\":\"f7\",\"user_id\":\"flim-7\",\"type\":\"v\","
+        "\"properties\":{\"p\":{\"a\":{\"b\":{\"c\":1}}},\"q\":1,\"r\":2}}"),
+     OK200, .uid = "flim-7"},
+    {"text_id 16 = max-id", P_TX,
+     TX("{\"text_id\":\"@X@\",\"user_id\":\"flim-8\",\"text\":\"hi\"}"),
+     GEN_FILL, 16, OK200, .uid = "flim-8"},
+};
+
 /* A growable string; on allocation failure the test aborts. */
 typedef struct {
   char *p;
@@ -517,9 +557,26 @@ static void test_limits_server(void) {
   srv_free(srv);
 }
 
+static void test_flag_limits_server(void) {
+  const char *const args[] = {"--max-text", "100", "--max-props", "3",
+                              "--max-depth", "10", "--max-id", "16", NULL};
+  sd_server *srv = srv_start(args);
+  CHECK(srv != NULL);
+  if (!srv)
+    return;
+  seed(srv);
+  RUN_BAD(srv, FLAG_LIMITS);
+  RUN_TABLE(srv, FLAG_LIMITS_OK);
+  CHECK_INT(srv_stop(srv), 0);
+  if (check_failures)
+    srv_dump_log(srv);
+  srv_free(srv);
+}
+
 int main(void) {
   test_default_server();
   test_limits_server();
+  test_flag_limits_server();
   http_thread_done();
   return check_done("test_bad_input");
 }

@@ -3,7 +3,7 @@
 #include "segmentd/err.h"
 #include "segmentd/ingest.h"
 
-static const sd_limits lim = {5, 32, 2, 6, 3};
+static const sd_limits lim = {5, 32, 2, 6, 3, 0};
 
 static int parse(sd_batch_kind k, const char *body, json_t **details) {
   sd_batch b;

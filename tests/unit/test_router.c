@@ -1,5 +1,6 @@
 /* Unit tests of http_router.c: matching, parameters, 404 and 405. */
 #include "check.h"
+#include "segmentd/auth.h"
 #include "segmentd/err.h"
 #include "segmentd/http.h"
 
@@ -75,5 +76,26 @@ int main(void) {
   for (int i = 0; i < 30; i++) strcat(deep, "/a");
   CHECK(route("GET", deep, &req, &rep) == NULL);
   sd_reply_free(&rep);
+  /* every row chose what it needs; hits and misses carry it */
+  const char *m, *pat;
+  int access;
+  size_t n = sd_route_count();
+  CHECK(n >= 20);
+  for (size_t i = 0; sd_route_get(i, &m, &pat, &access) == 0; i++)
+    CHECK(access >= SD_ACCESS_PROBE && access <= SD_ACCESS_ADMIN);
+  CHECK(sd_route_get(n, &m, &pat, &access) < 0);
+  CHECK(route("GET", "/healthz", &req, &rep) != NULL);
+  CHECK_INT(req.access, SD_ACCESS_PROBE);
+  CHECK(route("POST", "/v1/events", &req, &rep) != NULL);
+  CHECK_INT(req.access, SD_ACCESS_INGEST);
+  CHECK(route("DELETE", "/v1/users/u", &req, &rep) != NULL);
+  CHECK_INT(req.access, SD_ACCESS_ADMIN);
+  CHECK(route("GET", "/v1/nope", &req, &rep) == NULL);
+  CHECK_INT(req.access, SD_ACCESS_ANY_KEY);
+  sd_reply_free(&rep);
+  CHECK(route("GET", "/nope", &req, &rep) == NULL);
+  CHECK_INT(req.access, SD_ACCESS_OPEN);
+  sd_reply_free(&rep);
+  CHECK_INT(sd_access_scope(0), SD_SCOPE_ADMIN); /* a row without: closed */
   return check_done("test_router");
 }
