@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev
       libcurl4-openssl-dev libssl-dev sqlite3 cppcheck)
+PKGS+=(python3-yaml systemd) # scripts/lint_deploy.sh: YAML, systemd-analyze
 if [ "${SD_DEPS_EXTRA:-}" ]; then
   read -r -a extra <<<"$SD_DEPS_EXTRA"
   PKGS+=("${extra[@]}")
