@@ -136,21 +136,32 @@ typedef struct {
   int eof;
 } assign_stream;
 
+/* Columns: rowid, entity id, cluster, confidence, similarity, and for
+ * texts the user id (NULL for users: the entity id is the user). */
 static const char SQL_STREAM_TEXTS[] =
-    "SELECT id,text_id,cluster,confidence FROM texts WHERE id>?1 "
-    "ORDER BY id LIMIT 1000";
+    "SELECT id,text_id,cluster,confidence,similarity,user_id FROM texts "
+    "WHERE id>?1 ORDER BY id LIMIT 1000";
 static const char SQL_STREAM_USERS[] =
-    "SELECT id,user_id,cluster,confidence FROM users WHERE id>?1 "
-    "ORDER BY id LIMIT 1000";
+    "SELECT id,user_id,cluster,confidence,similarity,NULL FROM users "
+    "WHERE id>?1 ORDER BY id LIMIT 1000";
+
+static json_t *column_or_null(sqlite3_stmt *st, int i) {
+  switch (sqlite3_column_type(st, i)) {
+  case SQLITE_NULL: return json_null();
+  case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(st, i));
+  case SQLITE_FLOAT: return json_real(sqlite3_column_double(st, i));
+  default: return json_string((const char *)sqlite3_column_text(st, i));
+  }
+}
 
 static int stream_line(assign_stream *s, sqlite3_stmt *st) {
-  json_t *o = json_pack("{s:s,s:o,s:o}", "id",
+  json_t *o = json_pack("{s:s,s:o,s:o,s:o}", "id",
                         (const char *)sqlite3_column_text(st, 1), "cluster",
-                        sqlite3_column_type(st, 2) == SQLITE_NULL
-                            ? json_null() : json_integer(sqlite3_column_int64(st, 2)),
-                        "confidence",
-                        sqlite3_column_type(st, 3) == SQLITE_NULL
-                            ? json_null() : json_real(sqlite3_column_double(st, 3)));
+                        column_or_null(st, 2), "confidence",
+                        column_or_null(st, 3), "similarity",
+                        column_or_null(st, 4));
+  if (o && s->sql == SQL_STREAM_TEXTS)
+    json_object_set_new(o, "user_id", column_or_null(st, 5));
   char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (!line) return -1;

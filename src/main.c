@@ -1,6 +1,8 @@
 /*
- * main.c -- the segmentd command: `segmentd serve [flags]` and
- * `segmentd reembed [flags]` (switching a database to another embedder).
+ * main.c -- the segmentd command: `segmentd serve [flags]`, `segmentd
+ * reembed [flags]` (switching a database to another embedder), and the
+ * dispatch table of the client subcommands (cli.h: import, export,
+ * migrate, recluster, version).
  *
  * Start order: configuration, HTTP listener (healthz answers, readyz says
  * 503), storage and models (core), then ready. Stop order on SIGTERM or
@@ -8,6 +10,7 @@
  * batch, persist models and checkpoint, stop HTTP, exit 0.
  */
 #include "segmentd/auth.h"
+#include "segmentd/cli.h"
 #include "segmentd/config.h"
 #include "segmentd/core.h"
 #include "segmentd/embed_queue.h"
@@ -154,7 +157,12 @@ static int reembed(const sd_config *cfg) {
 }
 
 /* `segmentd routes`: every route and the API key scope it needs. */
-static int routes(void) {
+static int routes(int argc, char **argv) {
+  (void)argv;
+  if (argc > 1) {
+    fprintf(stderr, "usage: segmentd routes\n");
+    return 2;
+  }
   const char *method, *pattern;
   int access;
   for (size_t i = 0; sd_route_get(i, &method, &pattern, &access) == 0; i++)
@@ -162,21 +170,11 @@ static int routes(void) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  if (argc >= 2 && !strcmp(argv[1], "--version")) {
-    printf("segmentd %s (%s)\n", SD_VERSION, SD_GIT_COMMIT);
-    return 0;
-  }
-  if (argc == 2 && !strcmp(argv[1], "routes")) return routes();
-  int is_reembed = argc >= 2 && !strcmp(argv[1], "reembed");
-  if (argc < 2 || (strcmp(argv[1], "serve") != 0 && !is_reembed)) {
-    int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
-    sd_config_usage(help ? stdout : stderr);
-    return help ? 0 : 2;
-  }
+/* `serve` and `reembed`: the server's flags (config.c). */
+static int run_server(int argc, char **argv) {
   sd_config cfg;
   int help = 0;
-  if (sd_config_parse(&cfg, argc - 2, argv + 2, stderr, &help) < 0) return 2;
+  if (sd_config_parse(&cfg, argc - 1, argv + 1, stderr, &help) < 0) return 2;
   if (help) {
     sd_config_usage(stdout);
     return 0;
@@ -185,7 +183,55 @@ int main(int argc, char **argv) {
     fprintf(stderr, "segmentd: unknown log level \"%s\"\n", cfg.log_level);
     return 2;
   }
-  if (is_reembed) return reembed(&cfg);
+  if (!strcmp(argv[0], "reembed")) return reembed(&cfg);
   if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(1);
   return serve(&cfg);
+}
+
+/* The subcommands: argv[0] of run is the subcommand's name. */
+static const struct {
+  const char *name, *summary;
+  int (*run)(int argc, char **argv);
+} commands[] = {
+    {"serve", "serve the HTTP API (flags below)", run_server},
+    {"reembed", "re-embed every stored text with the embedder the flags name "
+     "(server stopped)", run_server},
+    {"import", "load events and texts from an NDJSON file into a running "
+     "server", sd_cli_import},
+    {"export", "write assignments or cluster summaries as NDJSON or CSV",
+     sd_cli_export},
+    {"migrate", "bring a database's schema up to date, then exit",
+     sd_cli_migrate},
+    {"recluster", "re-cluster a space on a running server and wait for it",
+     sd_cli_recluster},
+    {"version", "print the version of segmentd and of its libraries",
+     sd_cli_version},
+    {"routes", "list every route and the API key scope it needs", routes},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out, int full) {
+  fprintf(out, "usage: segmentd <command> [options]\n\ncommands:\n");
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out, "\n`segmentd <command> --help` describes each command. "
+               "Exit status: 0 ok, 1 failure, 2 usage error.\n");
+  if (!full) return;
+  fputc('\n', out);
+  sd_config_usage(out);
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "--version")) {
+    printf("segmentd %s (%s)\n", SD_VERSION, SD_GIT_COMMIT);
+    return 0;
+  }
+  for (size_t i = 0; argc >= 2 && i < N_COMMANDS; i++)
+    if (!strcmp(argv[1], commands[i].name))
+      return commands[i].run(argc - 1, argv + 1);
+  int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+  if (argc >= 2 && !help)
+    fprintf(stderr, "segmentd: unknown command \"%s\"\n\n", argv[1]);
+  usage(help ? stdout : stderr, help);
+  return help ? 0 : 2;
 }
