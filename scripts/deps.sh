@@ -6,7 +6,8 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev
-      libcurl4-openssl-dev libssl-dev sqlite3 cppcheck)
+      libcurl4-openssl-dev libssl-dev sqlite3 cppcheck
+      prometheus) # promtool, for tests/integration/test_metrics_http.c
 if [ "${SD_DEPS_EXTRA:-}" ]; then
   read -r -a extra <<<"$SD_DEPS_EXTRA"
   PKGS+=("${extra[@]}")
@@ -25,3 +26,8 @@ SUDO=""
 echo "segmentd: installing ${missing[*]}" >&2
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Only promtool is wanted from prometheus: keep its server from running.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+   [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -92,12 +92,14 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
   /* HEAD is GET without a body (libmicrohttpd drops the body) */
   const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
   allow[0] = 0;
+  req->route = -1;
   for (size_t i = 0; nseg > 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
     const route *r = &routes[i];
     if (!route_match(r->pattern, seg, nseg, params, &n)) continue;
     if (!strcmp(r->method, method)) {
       memcpy(req->params, params, sizeof(params));
       req->n_params = n;
+      req->route = (int)i;
       return r->fn;
     }
     if (!strstr(allow, r->method)) {
@@ -113,4 +115,14 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
     sd_reply_error(rep, SD_ENOTFOUND, "no such route", NULL);
   }
   return NULL;
+}
+
+int sd_route_count(void) { return (int)(sizeof(routes) / sizeof(routes[0])); }
+
+const char *sd_route_method(int i) {
+  return i >= 0 && i < sd_route_count() ? routes[i].method : "";
+}
+
+const char *sd_route_pattern(int i) {
+  return i >= 0 && i < sd_route_count() ? routes[i].pattern : "unmatched";
 }

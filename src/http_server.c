@@ -7,9 +7,13 @@
  * the body up to --max-body; the final callback routes and runs the
  * handler. An ingest handler returns a job instead of a reply: the
  * connection is suspended, the job queued to the writer, and the writer
- * resumes the connection once the batch is committed.
+ * resumes the connection once the batch is committed. Every request also
+ * has an access record (http_access.c): its id, echoed in X-Request-Id,
+ * and its timing, status and bytes, logged and counted once libmicrohttpd
+ * reports it completed.
  */
 #include "handlers.h"
+#include "http_access.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
@@ -40,6 +44,7 @@ typedef struct {
   sd_reply rep;
   sd_async async;
   struct MHD_Connection *conn;
+  http_access access; /* request id, timing, status, bytes */
 } conn_req;
 
 void sd_async_resume(sd_async *a) {
@@ -71,14 +76,17 @@ const char *sd_req_query(const sd_req *req, const char *key) {
                                      MHD_GET_ARGUMENT_KIND, key);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
+static enum MHD_Result send_reply(struct MHD_Connection *conn, conn_req *r) {
+  sd_reply *rep = &r->rep;
   struct MHD_Response *resp;
   if (rep->stream) {
+    http_access_reply(&r->access, rep, 0);
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
                                              rep->stream, rep->stream_cls,
                                              rep->stream_free);
     if (resp) rep->stream_free = NULL, rep->stream_cls = NULL;
   } else if (rep->text) {
+    http_access_reply(&r->access, rep, rep->text_len);
     resp = MHD_create_response_from_buffer(rep->text_len, rep->text,
                                            MHD_RESPMEM_MUST_FREE);
     if (resp) rep->text = NULL;
@@ -91,6 +99,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
       return MHD_NO;
     }
     if (rep->body) t[n++] = '\n', t[n] = 0;
+    http_access_reply(&r->access, rep, n);
     resp = MHD_create_response_from_buffer(n, t, MHD_RESPMEM_MUST_FREE);
     if (!resp) free(t);
   }
@@ -98,6 +107,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                           rep->content_type ? rep->content_type
                                             : "application/json");
+  MHD_add_response_header(resp, "X-Request-Id", r->access.id);
   if (rep->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
   if (rep->retry_after > 0) {
     char ra[16];
@@ -128,12 +138,14 @@ static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
   sd_req req = {.method = method, .path = url, .body = r->body,
                 .body_len = r->len, .core = h->svc.core, .cfg = h->cfg,
                 .conn = conn};
+  sd_handler fn = sd_route(&req, &r->rep);
+  r->access.route = req.route; /* for the metrics and the access line */
   if (r->too_large) {
+    r->rep.allow = NULL;
     sd_reply_error(&r->rep, SD_ETOOLARGE, "request body exceeds the limit",
                    NULL);
     return;
   }
-  sd_handler fn = sd_route(&req, &r->rep);
   if (!fn) return;
   if (!sd_http_ready() && fn != h_healthz && fn != h_readyz) {
     sd_reply_error(&r->rep, SD_ENOTREADY, "starting up", NULL);
@@ -209,6 +221,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     r->conn = conn;
     r->rep.status = 500;
     *con_cls = r;
+    http_access_begin(&r->access, method, url,
+                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  "X-Request-Id"));
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)h->cfg->max_body)
@@ -226,19 +241,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   } else if (r->state == RS_ASYNC) { /* resumed by the deferred work */
     r->state = RS_REPLY;
   } else if (r->state == RS_BODY) {
+    sd_log_set_request_id(r->access.id); /* on the lines the handler logs */
     dispatch(h, r, conn, url, method);
+    sd_log_set_request_id(NULL);
     if (r->rep.job) return start_job(h, r, conn);
     if (r->rep.async) return start_async(r, conn);
     r->state = RS_REPLY;
   }
-  return send_reply(conn, &r->rep);
+  return send_reply(conn, r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn,
                          void **con_cls, enum MHD_RequestTerminationCode why) {
   conn_req *r = *con_cls;
-  (void)cls, (void)conn, (void)why;
+  (void)cls, (void)conn;
   if (!r) return;
+  http_access_end(&r->access, why != MHD_REQUEST_TERMINATED_COMPLETED_OK);
   if (r->rep.job) {
     sd_batch_free(&r->rep.job->batch);
     free(r->rep.job);
@@ -299,6 +317,7 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
   }
   h->cfg = cfg;
   h->svc.core = core;
+  http_access_init();
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;

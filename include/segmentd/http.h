@@ -33,6 +33,7 @@ typedef struct sd_req {
   size_t body_len;
   const char *params[SD_MAX_PARAMS]; /* path parameters, in order */
   int n_params;
+  int route;       /* index of the route that took it (sd_route), or -1 */
   sd_core *core;
   struct sd_maint *maint;
   struct sd_embedq *embedq;
@@ -94,6 +95,11 @@ void sd_reply_free(sd_reply *rep);
 /* Routing: finds the handler of method+path, filling req->params; on a
  * miss fills rep with 404 or 405 (+ Allow) and returns NULL. */
 sd_handler sd_route(sd_req *req, sd_reply *rep);
+/* The routing table: its size, and route i's method and pattern ("{}"
+ * for a parameter; static strings), for labels and logs. */
+int sd_route_count(void);
+const char *sd_route_method(int i);
+const char *sd_route_pattern(int i);
 
 /* Starts serving cfg->listen; writes cfg->port_file if set. Until
  * sd_http_set_ready(1), only /healthz and /readyz answer (others: 503);

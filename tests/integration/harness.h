@@ -44,6 +44,7 @@ typedef struct http_resp {
   char allow[128];
   char retry_after[32];
   char connection[32];
+  char request_id[256]; /* X-Request-Id */
   char errbuf[256];
 } http_resp;
 
@@ -90,6 +91,12 @@ void srv_dump_log(const sd_server *srv);
  * body may be NULL (len ignored). Timeout 30 s, keep-alive per thread. */
 http_resp http_req(sd_server *srv, const char *method, const char *path,
                    const char *content_type, const char *body, size_t len);
+
+/* http_req() with one extra request header line ("Name: value"; NULL:
+ * none). */
+http_resp http_req_hdr(sd_server *srv, const char *method, const char *path,
+                       const char *content_type, const char *body, size_t len,
+                       const char *header);
 
 /* http_req() with a NUL-terminated body sent as application/json (or NULL
  * for none); stores the status in *status and returns the parsed

@@ -100,7 +100,7 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) { /* new response (100, 200) */
     r->content_type[0] = r->allow[0] = '\0';
-    r->retry_after[0] = r->connection[0] = '\0';
+    r->retry_after[0] = r->connection[0] = r->request_id[0] = '\0';
     return n;
   }
   http_copy_header(ptr, n, "content-type", r->content_type,
@@ -109,13 +109,23 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   http_copy_header(ptr, n, "retry-after", r->retry_after,
                    sizeof r->retry_after);
   http_copy_header(ptr, n, "connection", r->connection, sizeof r->connection);
+  http_copy_header(ptr, n, "x-request-id", r->request_id,
+                   sizeof r->request_id);
   return n;
 }
 
-/* Request headers: no "Expect: 100-continue", and the Content-Type. */
-static struct curl_slist *http_headers(const char *content_type, int has_body) {
+/* Request headers: no "Expect: 100-continue", the Content-Type and an
+ * extra "Name: value" line (or NULL). */
+static struct curl_slist *http_headers(const char *content_type, int has_body,
+                                       const char *extra) {
   char line[256];
   struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+  if (h && extra) {
+    struct curl_slist *t = curl_slist_append(h, extra);
+    if (!t)
+      curl_slist_free_all(h);
+    h = t;
+  }
   if (!h)
     return NULL;
   if (content_type)
@@ -169,11 +179,17 @@ static void http_set_common(CURL *h, const char *url, http_buf *b, http_resp *r,
 
 http_resp http_req(sd_server *srv, const char *method, const char *path,
                    const char *content_type, const char *body, size_t len) {
+  return http_req_hdr(srv, method, path, content_type, body, len, NULL);
+}
+
+http_resp http_req_hdr(sd_server *srv, const char *method, const char *path,
+                       const char *content_type, const char *body, size_t len,
+                       const char *header) {
   http_resp r;
   memset(&r, 0, sizeof r);
   http_buf b = {NULL, 0, 0};
   CURL *h = http_handle();
-  struct curl_slist *hdrs = http_headers(content_type, body != NULL);
+  struct curl_slist *hdrs = http_headers(content_type, body != NULL, header);
   if (!h || !hdrs) {
     snprintf(r.errbuf, sizeof r.errbuf, "curl handle/headers unavailable");
   } else {
