@@ -6,7 +6,8 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libmicrohttpd-dev libjansson-dev libopenblas-dev libsqlite3-dev
-      libcurl4-openssl-dev libssl-dev sqlite3 cppcheck)
+      libcurl4-openssl-dev libssl-dev sqlite3 cppcheck
+      prometheus) # promtool, for tests/integration/test_metrics_http.c
 # The dashboard's browser test and the OpenAPI checks (tests/browser):
 # Chromium, and Node.js with npm unless a Node.js with npm is installed
 # already (e.g. from NodeSource, whose nodejs conflicts with Debian's npm).
@@ -33,3 +34,8 @@ SUDO=""
 echo "segmentd: installing ${missing[*]}" >&2
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Only promtool is wanted from prometheus: keep its server from running.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+   [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

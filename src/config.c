@@ -74,6 +74,8 @@ static const opt_row opt_rows[] = {
      "how long an open breaker sends nothing before one probe request"},
     {"log-level", "SEGMENTD_LOG_LEVEL", OPT_STR, O(log_level), "info", 0, 0,
      "error | warn | info | debug"},
+    {"log-format", "SEGMENTD_LOG_FORMAT", OPT_STR, O(log_format), "json", 0, 0,
+     "json (one JSON object per line) | text"},
     {"threads", "SEGMENTD_THREADS", OPT_LONG, O(threads), "4", 1, 256,
      "HTTP worker threads"},
     {"max-body", "SEGMENTD_MAX_BODY", OPT_LONG, O(max_body), "16777216", 1024,

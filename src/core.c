@@ -7,6 +7,7 @@
 #include "segmentd/drift.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
+#include "segmentd/metrics.h"
 #include "segmentd/timeutil.h"
 
 #include <stdio.h>
@@ -19,7 +20,7 @@
 static int core_run_fn(sd_core *c, sd_job *job) {
   int rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
   if (rc == 0) rc = job->fn(c, job->fn_arg);
-  if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+  if (rc == 0) rc = sd_store_commit(c->db);
   if (rc < 0) {
     sd_store_exec(c->db, "ROLLBACK");
     return rc;
@@ -190,6 +191,7 @@ int sd_core_submit(sd_core *c, sd_job *job) {
     rc = SD_ESHUTDOWN;
   } else if (c->depth >= c->cfg->queue_max) {
     rc = SD_EBUSY;
+    sd_metrics_queue_full();
   } else {
     if (c->tail) c->tail->next = job;
     else c->head = job;

@@ -554,7 +554,7 @@ void core_group(sd_core *c, sd_job **jobs, int n) {
   if (rc == 0) rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
   if (rc == 0) {
     rc = group_store(c, &g, jobs, n);
-    if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+    if (rc == 0) rc = sd_store_commit(c->db);
     if (rc < 0) {
       sd_log_error("ingest group of %d batches failed (%s): rolled back", n,
                    sqlite3_errmsg(sd_store_db(c->db)));

@@ -56,7 +56,7 @@ int core_store_part(sd_core *c, const core_part *part) {
     sqlite3_bind_blob64(st, 3, part->data, part->len, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) rc = SD_EDB;
   }
-  if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+  if (rc == 0) rc = sd_store_commit(c->db);
   if (rc < 0) sd_store_exec(c->db, "ROLLBACK");
   return rc;
 }
@@ -149,7 +149,7 @@ static int install_tx(sd_core *c, sd_proposal *p, int64_t version,
   if (rc == 0) rc = write_lineage(c, p, version, now);
   if (rc == 0) rc = core_drift_store(c, p, version);
   if (rc == 0) rc = core_reassign_start(c, p->space, version, p->proj != NULL);
-  if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+  if (rc == 0) rc = sd_store_commit(c->db);
   if (rc < 0) {
     sd_log_error("installing a %s model failed: %s", c->spaces[p->space].name,
                  sqlite3_errmsg(sd_store_db(c->db)));

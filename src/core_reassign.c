@@ -285,7 +285,7 @@ void core_reassign_step(sd_core *c) {
     if (rc == 0 && !more && r->space == SD_SPACE_SEGMENTS)
       rc = core_sync_snapshot(c, r->version); /* every user is moved */
   }
-  if (rc == 0) rc = sd_store_exec(c->db, "COMMIT");
+  if (rc == 0) rc = sd_store_commit(c->db);
   if (rc < 0) {
     sd_store_exec(c->db, "ROLLBACK");
     *r = saved; /* retried at the next step */

@@ -93,7 +93,7 @@ int core_sync_start(sd_core *c) {
   if (rc < 0 && rc != SD_ENOTFOUND) return rc;
   rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
   if (rc == 0) rc = core_sync_snapshot(c, seg->version);
-  if (rc == 0) return sd_store_exec(c->db, "COMMIT");
+  if (rc == 0) return sd_store_commit(c->db);
   sd_store_exec(c->db, "ROLLBACK");
   return rc;
 }

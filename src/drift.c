@@ -24,6 +24,10 @@
 
 #define OUTLIER_CAP 2000
 
+const char *const sd_drift_kinds[SD_DRIFT_KINDS] = {
+    "distribution_drift", "centroid_shift",    "share_shift",
+    "cohesion_drop",      "vanishing_cluster", "emerging_cluster"};
+
 static void ref_free(drift_ref *r) {
   free(r->ids);
   free(r->centroids);

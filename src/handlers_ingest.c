@@ -7,6 +7,7 @@
  */
 #include "handlers.h"
 #include "segmentd/err.h"
+#include "segmentd/metrics.h"
 #include "segmentd/timeutil.h"
 
 #include <stdlib.h>
@@ -42,6 +43,8 @@ int h_texts(sd_req *req, sd_reply *rep) {
 /* Called by the server once the writer is done with the job (or the
  * queue refused it): the reply, and the batch is released. */
 void h_ingest_done(sd_job *job, sd_reply *rep) {
+  if (job->rc == 0)
+    sd_metrics_ingest((int)job->batch.kind, job->accepted, job->duplicates);
   sd_batch_free(&job->batch);
   if (job->rc < 0) {
     sd_reply_error(rep, job->rc,

@@ -108,6 +108,7 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
   /* HEAD is GET without a body (libmicrohttpd drops the body) */
   const char *method = strcmp(req->method, "HEAD") ? req->method : "GET";
   allow[0] = 0;
+  req->route = -1;
   for (size_t i = 0; nseg > 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
     const route *r = &routes[i];
     if (!route_match(r->pattern, seg, nseg, params, &n)) continue;
@@ -115,6 +116,7 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
       memcpy(req->params, params, sizeof(params));
       req->n_params = n;
       req->access = r->access;
+      req->route = (int)i;
       return r->fn;
     }
     if (!strstr(allow, r->method)) {
@@ -135,13 +137,21 @@ sd_handler sd_route(sd_req *req, sd_reply *rep) {
   return NULL;
 }
 
-size_t sd_route_count(void) { return sizeof(routes) / sizeof(routes[0]); }
+int sd_route_count(void) { return (int)(sizeof(routes) / sizeof(routes[0])); }
 
 int sd_route_get(size_t i, const char **method, const char **pattern,
                  int *access) {
-  if (i >= sd_route_count()) return SD_EINVAL;
+  if (i >= (size_t)sd_route_count()) return SD_EINVAL;
   *method = routes[i].method;
   *pattern = routes[i].pattern;
   *access = (int)routes[i].access;
   return 0;
+}
+
+const char *sd_route_method(int i) {
+  return i >= 0 && i < sd_route_count() ? routes[i].method : "";
+}
+
+const char *sd_route_pattern(int i) {
+  return i >= 0 && i < sd_route_count() ? routes[i].pattern : "unmatched";
 }

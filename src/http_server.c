@@ -10,10 +10,13 @@
  * resumes the connection once the batch is committed. Between routing and
  * the handler every request passes the gate (http_guard.c: key, scope,
  * rate), and every connection has a deadline for sending a whole request
- * (http_deadline.c).
+ * (http_deadline.c). Every request also has an access record
+ * (http_access.c): its id, echoed in X-Request-Id, and its timing, status
+ * and bytes, logged and counted once libmicrohttpd reports it completed.
  */
 #include "handlers.h"
 #include "http_int.h"
+#include "http_access.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
@@ -46,6 +49,7 @@ typedef struct {
   sd_reply rep;
   sd_async async;
   struct MHD_Connection *conn;
+  http_access access; /* request id, timing, status, bytes */
 } conn_req;
 
 void sd_async_resume(sd_async *a) {
@@ -82,14 +86,17 @@ const char *sd_req_header(const sd_req *req, const char *name) {
                                      MHD_HEADER_KIND, name);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
+static enum MHD_Result send_reply(struct MHD_Connection *conn, conn_req *r) {
+  sd_reply *rep = &r->rep;
   struct MHD_Response *resp;
   if (rep->stream) {
+    http_access_reply(&r->access, rep, 0);
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
                                              rep->stream, rep->stream_cls,
                                              rep->stream_free);
     if (resp) rep->stream_free = NULL, rep->stream_cls = NULL;
   } else if (rep->text) {
+    http_access_reply(&r->access, rep, rep->text_len);
     resp = MHD_create_response_from_buffer(rep->text_len, rep->text,
                                            MHD_RESPMEM_MUST_FREE);
     if (resp) rep->text = NULL;
@@ -102,6 +109,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
       return MHD_NO;
     }
     if (rep->body) t[n++] = '\n', t[n] = 0;
+    http_access_reply(&r->access, rep, n);
     resp = MHD_create_response_from_buffer(n, t, MHD_RESPMEM_MUST_FREE);
     if (!resp) free(t);
   }
@@ -109,6 +117,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, sd_reply *rep) {
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                           rep->content_type ? rep->content_type
                                             : "application/json");
+  MHD_add_response_header(resp, "X-Request-Id", r->access.id);
   if (rep->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
   if (rep->www_auth)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, rep->www_auth);
@@ -143,12 +152,14 @@ static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
   sd_req req = {.method = method, .path = url, .body = r->body,
                 .body_len = r->len, .core = h->svc.core, .cfg = h->cfg,
                 .conn = conn};
+  sd_handler fn = sd_route(&req, &r->rep);
+  r->access.route = req.route; /* for the metrics and the access line */
   if (r->too_large) {
+    r->rep.allow = NULL;
     sd_reply_error(&r->rep, SD_ETOOLARGE, "request body exceeds the limit",
                    NULL);
     return;
   }
-  sd_handler fn = sd_route(&req, &r->rep);
   req.auth = sd_guard_auth(h->guard);
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -232,6 +243,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     r->conn = conn;
     r->rep.status = 500;
     *con_cls = r;
+    http_access_begin(&r->access, method, url,
+                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  "X-Request-Id"));
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)h->cfg->max_body)
@@ -250,21 +264,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     r->state = RS_REPLY;
   } else if (r->state == RS_BODY) {
     sd_deadlines_busy(h->dl, conn, 1); /* the whole request is in */
+    sd_log_set_request_id(r->access.id); /* on the lines the handler logs */
     dispatch(h, r, conn, url, method);
+    sd_log_set_request_id(NULL);
     if (r->rep.job) return start_job(h, r, conn);
     if (r->rep.async) return start_async(r, conn);
     r->state = RS_REPLY;
   }
-  return send_reply(conn, &r->rep);
+  return send_reply(conn, r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn,
                          void **con_cls, enum MHD_RequestTerminationCode why) {
   conn_req *r = *con_cls;
   sd_http *h = cls;
-  (void)why;
   sd_deadlines_busy(h->dl, conn, 0); /* the next request's clock starts */
   if (!r) return;
+  http_access_end(&r->access, why != MHD_REQUEST_TERMINATED_COMPLETED_OK);
   if (r->rep.job) {
     sd_batch_free(&r->rep.job->batch);
     free(r->rep.job);
@@ -341,6 +357,7 @@ int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
   }
   h->cfg = cfg;
   h->svc.core = core;
+  http_access_init();
   rc = sd_guard_new(cfg, &h->guard, msg, msglen);
   if (rc == 0 && (rc = sd_deadlines_start(cfg->request_timeout, &h->dl)) < 0)
     snprintf(msg, msglen, "cannot start the connection deadlines");

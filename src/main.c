@@ -87,6 +87,7 @@ static int serve(const sd_config *cfg) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this */
   signal(SIGPIPE, SIG_IGN);
+  sd_log_async_start(); /* on failure, lines are written synchronously */
   if (sd_db_lock(cfg->db, &lock, msg, sizeof(msg)) < 0 ||
       sd_http_start(cfg, NULL, &http, msg, sizeof(msg)) < 0 ||
       sd_core_start(cfg, &core, msg, sizeof(msg)) < 0 ||
@@ -103,6 +104,7 @@ static int serve(const sd_config *cfg) {
     sd_maint_free(maint);
     sd_core_free(core);
     sd_db_unlock(lock);
+    sd_log_async_stop();
     return 1;
   }
   sd_core_set_maint(core, maint);
@@ -130,6 +132,7 @@ static int serve(const sd_config *cfg) {
   sd_core_free(core);
   sd_db_unlock(lock);
   sd_log_info("stopped cleanly");
+  sd_log_async_stop();
   return 0;
 }
 
@@ -181,6 +184,11 @@ static int run_server(int argc, char **argv) {
   }
   if (sd_log_set_level(cfg.log_level) < 0) {
     fprintf(stderr, "segmentd: unknown log level \"%s\"\n", cfg.log_level);
+    return 2;
+  }
+  if (sd_log_set_format(cfg.log_format) < 0) {
+    fprintf(stderr, "segmentd: unknown log format \"%s\" (json | text)\n",
+            cfg.log_format);
     return 2;
   }
   if (!strcmp(argv[0], "reembed")) return reembed(&cfg);

@@ -5,6 +5,7 @@
 
 #include "segmentd/err.h"
 #include "segmentd/log.h"
+#include "segmentd/metrics.h"
 #include "segmentd/snapshot.h"
 #include "segmentd/store.h"
 #include "segmentd/timeutil.h"
@@ -301,7 +302,9 @@ static void *maint_main(void *arg) {
     sd_recluster_req req = j->req;
     pthread_mutex_unlock(&m->mu);
     json_t *summary = NULL;
+    int64_t t0 = sd_mono_ns();
     int rc = run_job(m, &req, &summary, j->msg, sizeof(j->msg));
+    sd_metrics_recluster(req.space, rc == 0, (double)(sd_mono_ns() - t0) / 1e9);
     if (rc < 0) sd_log_warn("re-cluster job %lld failed: %s", (long long)j->id, j->msg);
     finish_job(m, j, rc, summary);
     m->mix_at = 0; /* cluster ids may have changed: count the mix again */

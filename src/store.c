@@ -5,6 +5,8 @@
 #include "segmentd/store.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
+#include "segmentd/metrics.h"
+#include "segmentd/timeutil.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -151,6 +153,13 @@ int sd_store_exec(sd_store *s, const char *sql) {
     return SD_EDB;
   }
   return 0;
+}
+
+int sd_store_commit(sd_store *s) {
+  int64_t t0 = sd_mono_ns();
+  int rc = sd_store_exec(s, "COMMIT");
+  if (rc == 0) sd_metrics_commit((double)(sd_mono_ns() - t0) / 1e9);
+  return rc;
 }
 
 /* ---- per-thread readers ---- */

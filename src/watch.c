@@ -471,15 +471,18 @@ json_t *sd_watch_json(sd_watch *w) {
                    (json_int_t)w->cfg->drift_interval);
 }
 
-void sd_watch_counts(sd_watch *w, int64_t *warning, int64_t *critical,
-                     int64_t *opened) {
-  *warning = *critical = 0;
+void sd_watch_get_stats(sd_watch *w, sd_watch_stats *out) {
+  memset(out, 0, sizeof(*out));
   pthread_mutex_lock(&w->mu);
   for (size_t i = 0; i < w->n_open; i++) {
-    *warning += w->open[i].severity == SD_SEV_WARNING;
-    *critical += w->open[i].severity == SD_SEV_CRITICAL;
+    const open_alert *a = &w->open[i];
+    int k = 0;
+    while (k < SD_DRIFT_KINDS && strcmp(a->kind, sd_drift_kinds[k])) k++;
+    if (a->severity >= SD_SEV_WARNING)
+      out->open[a->space][k][a->severity == SD_SEV_CRITICAL]++;
   }
-  *opened = w->opened;
+  out->opened = w->opened;
+  out->last_check_ms = w->last_check;
   pthread_mutex_unlock(&w->mu);
 }
 

@@ -34,6 +34,7 @@ typedef struct {
   long embed_breaker_failures;   /* consecutive failures opening the breaker */
   long embed_breaker_cooldown_ms;
   const char *log_level;   /* error | warn | info | debug */
+  const char *log_format;  /* json | text */
   long threads;            /* HTTP thread pool size */
   long max_body;           /* bytes */
   long max_batch;          /* items per batch */

@@ -45,6 +45,10 @@ typedef struct sd_drift sd_drift;
 
 enum { SD_SEV_NONE, SD_SEV_INFO, SD_SEV_WARNING, SD_SEV_CRITICAL };
 
+/* The kinds of check above, in that order (labels of /metrics). */
+#define SD_DRIFT_KINDS 6
+extern const char *const sd_drift_kinds[SD_DRIFT_KINDS];
+
 /* The model a space's reference belongs to (copied in). */
 typedef struct {
   int64_t version;

@@ -34,6 +34,7 @@ typedef struct sd_req {
   size_t body_len;
   const char *params[SD_MAX_PARAMS]; /* path parameters, in order */
   int n_params;
+  int route;       /* index of the route that took it (sd_route), or -1 */
   sd_core *core;
   struct sd_maint *maint;
   struct sd_embedq *embedq;
@@ -108,12 +109,15 @@ void sd_reply_free(sd_reply *rep);
  * req->access; on a miss fills rep with 404 or 405 (+ Allow), sets
  * req->access to what telling that needs, and returns NULL. */
 sd_handler sd_route(sd_req *req, sd_reply *rep);
-/* The route table, for `segmentd routes` and the tests: row i's method,
- * pattern ("{}" = one path segment) and access; 0 or SD_EINVAL past the
- * end. */
-size_t sd_route_count(void);
+/* The route table, for `segmentd routes`, metric labels, logs and the
+ * tests: its size; row i's method, pattern ("{}" = one path segment; static
+ * strings) and access (0 or SD_EINVAL past the end); or just its method
+ * ("" past the end) or pattern ("unmatched" past the end). */
+int sd_route_count(void);
 int sd_route_get(size_t i, const char **method, const char **pattern,
                  int *access);
+const char *sd_route_method(int i);
+const char *sd_route_pattern(int i);
 
 /* Starts serving cfg->listen; writes cfg->port_file if set. Until
  * sd_http_set_ready(1), only /healthz and /readyz answer (others: 503);

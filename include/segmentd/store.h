@@ -45,6 +45,8 @@ sqlite3_stmt *sd_store_stmt(sd_store *s, const char *sql);
 
 /* Runs SQL without results (BEGIN, COMMIT, ...). 0 or SD_EDB (logged). */
 int sd_store_exec(sd_store *s, const char *sql);
+/* COMMIT, timed into the writer's commit latency metric (metrics.h). */
+int sd_store_commit(sd_store *s);
 
 /* The read-only connection of the calling thread, opened on first use on
  * the database at `path` given to sd_store_readers_init. NULL on error. */

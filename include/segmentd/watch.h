@@ -26,6 +26,8 @@
 
 #include "segmentd/config.h"
 #include "segmentd/core.h"
+#include "segmentd/drift.h"
+#include "segmentd/snapshot.h"
 
 typedef struct sd_watch sd_watch;
 struct sd_maint;
@@ -53,9 +55,15 @@ json_t *sd_watch_json(sd_watch *w);
 json_t *sd_watch_alerts_json(int64_t since_ms, int64_t before, int limit,
                              int64_t *next);
 
-/* Counts of open alerts by severity (warning, critical) and opened since
- * start, for /metrics. */
-void sd_watch_counts(sd_watch *w, int64_t *warning, int64_t *critical,
-                     int64_t *opened);
+/* For /metrics: open alerts by space, kind (index into sd_drift_kinds;
+ * the last slot counts any other kind) and severity (0 warning, 1
+ * critical), alerts opened since start, and when checks last ran (or the
+ * watch started). */
+typedef struct {
+  int64_t open[SD_SPACES][SD_DRIFT_KINDS + 1][2];
+  int64_t opened;
+  int64_t last_check_ms;
+} sd_watch_stats;
+void sd_watch_get_stats(sd_watch *w, sd_watch_stats *out);
 
 #endif

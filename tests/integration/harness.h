@@ -46,6 +46,7 @@ typedef struct http_resp {
   char allow[128];
   char retry_after[32];
   char connection[32];
+  char request_id[256]; /* X-Request-Id */
   char errbuf[256];
   char www_authenticate[256];
 } http_resp;
@@ -99,6 +100,11 @@ http_resp http_req(sd_server *srv, const char *method, const char *path,
 http_resp http_req_hdrs(sd_server *srv, const char *method, const char *path,
                         const char *content_type, const char *body, size_t len,
                         const char *const *headers);
+/* http_req() (with srv->bearer's Authorization) and one extra request
+ * header line ("Name: value"; NULL: none). */
+http_resp http_req_hdr(sd_server *srv, const char *method, const char *path,
+                       const char *content_type, const char *body, size_t len,
+                       const char *header);
 
 /* http_req() with a NUL-terminated body sent as application/json (or NULL
  * for none); stores the status in *status and returns the parsed

@@ -101,6 +101,7 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) { /* new response (100, 200) */
     r->content_type[0] = r->allow[0] = '\0';
     r->retry_after[0] = r->connection[0] = r->www_authenticate[0] = '\0';
+    r->request_id[0] = '\0';
     return n;
   }
   http_copy_header(ptr, n, "www-authenticate", r->www_authenticate,
@@ -111,6 +112,8 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   http_copy_header(ptr, n, "retry-after", r->retry_after,
                    sizeof r->retry_after);
   http_copy_header(ptr, n, "connection", r->connection, sizeof r->connection);
+  http_copy_header(ptr, n, "x-request-id", r->request_id,
+                   sizeof r->request_id);
   return n;
 }
 
@@ -186,6 +189,21 @@ http_resp http_req(sd_server *srv, const char *method, const char *path,
   snprintf(line, sizeof line, "Authorization: Bearer %s", srv->bearer);
   return http_req_hdrs(srv, method, path, content_type, body, len,
                        srv->bearer[0] ? extra : NULL);
+}
+
+http_resp http_req_hdr(sd_server *srv, const char *method, const char *path,
+                       const char *content_type, const char *body, size_t len,
+                       const char *header) {
+  char line[640];
+  const char *extra[3];
+  size_t n = 0;
+  if (srv->bearer[0]) {
+    snprintf(line, sizeof line, "Authorization: Bearer %s", srv->bearer);
+    extra[n++] = line;
+  }
+  if (header) extra[n++] = header;
+  extra[n] = NULL;
+  return http_req_hdrs(srv, method, path, content_type, body, len, extra);
 }
 
 http_resp http_req_hdrs(sd_server *srv, const char *method, const char *path,

@@ -79,7 +79,7 @@ int main(void) {
   /* every row chose what it needs; hits and misses carry it */
   const char *m, *pat;
   int access;
-  size_t n = sd_route_count();
+  size_t n = (size_t)sd_route_count();
   CHECK(n >= 20);
   for (size_t i = 0; sd_route_get(i, &m, &pat, &access) == 0; i++)
     CHECK(access >= SD_ACCESS_PROBE && access <= SD_ACCESS_ADMIN);
