@@ -198,7 +198,15 @@ static const opt_row opt_rows[] = {
      "outlier"},
     {"emerging-min-size", "SEGMENTD_EMERGING_MIN_SIZE", OPT_LONG,
      O(emerging_min_size), "30", 5, 100000,
-     "outliers that must group densely before an emerging_cluster alert"},
+     "points that must group (outliers densely, or recent points in new "
+     "neighbourhoods) before an emerging_cluster alert"},
+    {"emerging-neighbours", "SEGMENTD_EMERGING_NEIGHBOURS", OPT_LONG,
+     O(emerging_neighbours), "10", 3, 100,
+     "nearest neighbours per recent point in the emerging neighbourhood test"},
+    {"emerging-p-value", "SEGMENTD_EMERGING_P_VALUE", OPT_DOUBLE,
+     O(emerging_p_value), "0.05", 0.0001, 0.5, "a recent point is in a new "
+     "neighbourhood when its count of recent neighbours has a binomial tail "
+     "probability below this"},
     {"vanish-floor", "SEGMENTD_VANISH_FLOOR", OPT_DOUBLE, O(vanish_floor), "0.1",
      0, 1, "a cluster whose window share falls below this fraction of its "
      "reference share is vanishing"},

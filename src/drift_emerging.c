@@ -4,12 +4,13 @@
  *
  *   neighbourhood  the recent ring (the latest --drift-sample window
  *       points) against the drift baseline. Each recent point's K nearest
- *       neighbours (cosine, one sgemm) among both sets: with no change, how
+ *       neighbours (K = --emerging-neighbours; cosine, one sgemm) among
+ *       both sets: with no change, how
  *       many of them are recent is about Binomial(K, p0), p0 = (m - 1) /
  *       (n + m - 1) for n baseline and m recent points (the k-nearest-
  *       neighbour two-sample idea of Schilling 1986 and Henze 1988, used
  *       point by point). A point whose count has a tail probability below
- *       NEIGHBOUR_P sits where the baseline has nothing. Connected components
+ *       --emerging-p-value sits where the baseline has nothing. Connected components
  *       of such points (an edge: one among the other's K nearest) of at least
  *       --emerging-min-size are candidates. This sees a new topic even where
  *       its points fall inside a known cluster's radius (a new intent close
@@ -43,8 +44,6 @@
 #define SAME_GROUP_COS 0.8f /* two groups with centres this close are one */
 #define MEMBERS_SAMPLE 50
 #define EMERGING_COHESION 0.5 /* mean member cosine of a density group */
-#define NEIGHBOURS 10         /* K of the neighbourhood method */
-#define NEIGHBOUR_P 0.05      /* a point's tail probability to count as new */
 #define MIN_BASELINE 50       /* baseline rows the neighbourhood method needs */
 
 /* One candidate: group j of labels over a pool. */
@@ -285,14 +284,14 @@ static int check_density(const sd_drift *dr, const drift_work *w,
 
 /* ---- neighbourhood: recent points against the baseline ---- */
 
-/* The NEIGHBOURS columns of row s (length cols) with the largest values,
- * skipping column self. */
-static void top_neighbours(const float *s, size_t cols, size_t self, int *nb) {
-  float best[NEIGHBOURS];
-  for (int k = 0; k < NEIGHBOURS; k++) nb[k] = -1, best[k] = -3;
+/* The K columns of row s (length cols) with the largest values, skipping
+ * column self (best: K floats of scratch). */
+static void top_neighbours(const float *s, size_t cols, size_t self, int K,
+                           int *nb, float *best) {
+  for (int k = 0; k < K; k++) nb[k] = -1, best[k] = -3;
   for (size_t c = 0; c < cols; c++) {
-    if (c == self || s[c] <= best[NEIGHBOURS - 1]) continue;
-    int k = NEIGHBOURS - 1;
+    if (c == self || s[c] <= best[K - 1]) continue;
+    int k = K - 1;
     while (k > 0 && best[k - 1] < s[c]) {
       best[k] = best[k - 1], nb[k] = nb[k - 1];
       k--;
@@ -306,14 +305,14 @@ static int find_root(int32_t *parent, int i) {
   return i;
 }
 
-/* nb: m x NEIGHBOURS neighbour columns (recent rows start at column n).
- * Labels the new points' components 0.. (others -1); returns their count. */
-static int components(const int *nb, const char *is_new, size_t n, size_t m,
-                      int32_t *labels) {
+/* nb: m x K neighbour columns (recent rows start at column n). Labels the
+ * new points' components 0.. (others -1); returns their count. */
+static int components(const int *nb, int K, const char *is_new, size_t n,
+                      size_t m, int32_t *labels) {
   for (size_t i = 0; i < m; i++) labels[i] = (int32_t)i;
   for (size_t i = 0; i < m; i++)
-    for (int k = 0; is_new[i] && k < NEIGHBOURS; k++) {
-      int c = nb[i * NEIGHBOURS + (size_t)k];
+    for (int k = 0; is_new[i] && k < K; k++) {
+      int c = nb[i * (size_t)K + (size_t)k];
       if (c < (int)n || !is_new[c - (int)n]) continue;
       int a = find_root(labels, (int)i), b = find_root(labels, c - (int)n);
       if (a != b) labels[a] = b;
@@ -329,14 +328,19 @@ static int components(const int *nb, const char *is_new, size_t n, size_t m,
   return k;
 }
 
-/* Marks the recent points whose neighbourhood is mostly recent; fills nb. */
-static int mark_new(const drift_work *w, int *nb, char *is_new) {
+/* Marks the recent points whose neighbourhood is mostly recent; fills nb
+ * (m x K). */
+static int mark_new(const sd_config *cfg, const drift_work *w, int *nb,
+                    char *is_new) {
   size_t n = w->ref.n, m = w->recent.n, dim = (size_t)w->dim, cols = n + m;
+  int K = (int)cfg->emerging_neighbours;
   float *all = malloc(sizeof(float) * cols * dim);
   float *s = malloc(sizeof(float) * m * cols);
-  if (!all || !s) {
+  float *best = malloc(sizeof(float) * (size_t)K);
+  if (!all || !s || !best) {
     free(all);
     free(s);
+    free(best);
     return SD_ENOMEM;
   }
   memcpy(all, w->ref.x, sizeof(float) * n * dim);
@@ -346,24 +350,25 @@ static int mark_new(const drift_work *w, int *nb, char *is_new) {
               (int)cols);
   double p0 = (double)(m - 1) / (double)(cols - 1);
   for (size_t i = 0; i < m; i++) {
-    int *row = nb + i * NEIGHBOURS, hits = 0;
-    top_neighbours(s + i * cols, cols, n + i, row);
-    for (int k = 0; k < NEIGHBOURS; k++) hits += row[k] >= (int)n;
-    is_new[i] = sd_binom_sf(hits, NEIGHBOURS, p0) < NEIGHBOUR_P;
+    int *row = nb + i * (size_t)K, hits = 0;
+    top_neighbours(s + i * cols, cols, n + i, K, row, best);
+    for (int k = 0; k < K; k++) hits += row[k] >= (int)n;
+    is_new[i] = sd_binom_sf(hits, K, p0) < cfg->emerging_p_value;
   }
   free(all);
   free(s);
+  free(best);
   return 0;
 }
 
 static int neighbour_groups(const sd_config *cfg, const drift_work *w,
                             sd_drift_report *r, size_t *largest, size_t *marked) {
-  size_t m = w->recent.n;
-  int *nb = malloc(sizeof(int) * m * NEIGHBOURS);
+  size_t m = w->recent.n, K = (size_t)cfg->emerging_neighbours;
+  int *nb = malloc(sizeof(int) * m * K);
   char *is_new = malloc(m);
   int32_t *labels = malloc(sizeof(int32_t) * m);
-  int rc = nb && is_new && labels ? mark_new(w, nb, is_new) : SD_ENOMEM;
-  int k = rc == 0 ? components(nb, is_new, w->ref.n, m, labels) : rc;
+  int rc = nb && is_new && labels ? mark_new(cfg, w, nb, is_new) : SD_ENOMEM;
+  int k = rc == 0 ? components(nb, (int)K, is_new, w->ref.n, m, labels) : rc;
   for (size_t i = 0; k >= 0 && i < m; i++) *marked += (size_t)is_new[i];
   for (int j = 0; j < k && rc == 0; j++) {
     group g = {&w->recent, labels, j, 0, "neighbourhood", 0};

@@ -85,6 +85,8 @@ typedef struct {
   double cohesion_drop;    /* fall of mean similarity */
   double outlier_quantile; /* per-cluster radius quantile */
   long emerging_min_size;
+  long emerging_neighbours;  /* K of the neighbourhood test */
+  double emerging_p_value;   /* its per-point tail probability */
   double vanish_floor;     /* window share / reference share */
   long drift_recluster;    /* 1: critical drift re-clusters */
   /* webhooks (notify.h) */
