@@ -201,7 +201,7 @@ static const opt_row opt_rows[] = {
      "points that must group (outliers densely, or recent points in new "
      "neighbourhoods) before an emerging_cluster alert"},
     {"emerging-neighbours", "SEGMENTD_EMERGING_NEIGHBOURS", OPT_LONG,
-     O(emerging_neighbours), "10", 3, 100,
+     O(emerging_neighbours), "20", 3, 100,
      "nearest neighbours per recent point in the emerging neighbourhood test"},
     {"emerging-p-value", "SEGMENTD_EMERGING_P_VALUE", OPT_DOUBLE,
      O(emerging_p_value), "0.05", 0.0001, 0.5, "a recent point is in a new "

@@ -179,16 +179,23 @@ static const char SQL_TYPE_INSERT[] =
     "INSERT INTO event_types(type,first_seen) VALUES(?1,?2) "
     "ON CONFLICT(type) DO NOTHING";
 
-/* Remembers a name for the event type's behaviour bucket (first wins). */
+/* Records the event type in event_types (every type: outcomes and
+ * experiments ask whether one was ever ingested) and remembers a name for
+ * its behaviour bucket (first wins). A type sharing its bucket with an
+ * earlier one is not cached, so it costs one INSERT .. DO NOTHING per
+ * event. */
 static int note_beh_name(sd_core *c, const char *type, int64_t now) {
   float sign;
   int b = sd_views_beh_bucket(type, strlen(type), &sign);
-  if (c->beh_names[b]) return 0;
+  if (c->beh_names[b] && !strcmp(c->beh_names[b], type)) return 0;
   sqlite3_stmt *st = sd_store_stmt(c->db, SQL_TYPE_INSERT);
   if (!st) return SD_EDB;
   sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, now);
-  if (sqlite3_step(st) != SQLITE_DONE) return SD_EDB;
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return SD_EDB;
+  if (c->beh_names[b]) return 0;
   c->beh_names[b] = strdup(type);
   return c->beh_names[b] ? 0 : SD_ENOMEM;
 }
