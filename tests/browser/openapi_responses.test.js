@@ -1,12 +1,15 @@
 'use strict';
 /* Live answers of a real segmentd checked against api/openapi.yaml:
  * - the spec and src/http_router.c list the same routes (implemented
- *   operations = routed ones; planned ones are not routed);
+ *   operations = routed ones; planned ones are not routed), and each
+ *   route's scope column is the operation's `security`;
  * - a representative set of requests for every route, success and error
- *   (400/404/405/413/415/422/429/503), each answer's status, Content-Type,
- *   required headers and body validated with Ajv against the documented
- *   response schema, each request's query and (for 2xx) body against the
- *   operation;
+ *   (400/404/405/409/413/415/422/429/503), each answer's status,
+ *   Content-Type, required headers and body validated with Ajv against the
+ *   documented response schema, each request's query and (for 2xx) body
+ *   against the operation;
+ * - a server with API keys: every route without a key (401 on the scoped
+ *   ones, with WWW-Authenticate) and with a key lacking its scope (403);
  * - every route answered at least one success, and each listed error
  *   status was seen. */
 const assert = require('node:assert/strict');
@@ -37,6 +40,20 @@ function checkRouteTable() {
   }
   for (const r of routed) assert.ok(specOps.some((o) => o.key === r), `${r} is routed but not in the spec`);
   assert.ok(routes.length >= 20, 'parsed the routing table');
+  for (const r of routes) { /* the router's scope column = the operation's security */
+    const template = spec.pathOf(r.pattern.replace(/\{\}/g, 'x'));
+    const op = spec.doc.paths[template][r.method.toLowerCase()];
+    const security = op.security || spec.doc.security || [];
+    const scopes = security.flatMap((s) => s.bearer || []);
+    assert.deepEqual(scopes, scopeOf(r) ? [scopeOf(r)] : [], `${r.method} ${r.pattern}: ${r.access} vs security`);
+  }
+}
+
+/* The scope a route needs with keys set (null: open), /metrics at its
+ * default --metrics-scope (read). */
+function scopeOf(route) {
+  return { SD_ACCESS_READ: 'read', SD_ACCESS_INGEST: 'ingest', SD_ACCESS_ADMIN: 'admin',
+    SD_ACCESS_METRICS: 'read' }[route.access] || null;
 }
 
 /* One request: the status must be `want`; the answer must match the spec. */
@@ -174,11 +191,84 @@ async function drift(base) {
   await call(base, 'POST', '/v1/alerts', 405);
 }
 
-async function planned(base) {
-  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=checkout', 404);
-  await call(base, 'POST', '/v1/experiments', 404, { body: { name: 'x' } });
-  await call(base, 'GET', '/v1/experiments/x/assignment/du000001', 404);
-  await call(base, 'GET', '/v1/experiments/x/results', 404);
+/* checkout is one of the planted generator's event types
+ * (tests/integration/harness_gen.c) and ingest() sent one too. */
+async function outcomes(base) {
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=checkout', 200);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=page_view&window_days=365', 200);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=search&window_days=1', 200);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes', 400);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=', 400);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=never_ingested', 400);
+  await call(base, 'GET', `/v1/spaces/segments/outcomes?event_type=${'x'.repeat(257)}`, 400);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=checkout&window_days=0', 400);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=checkout&window_days=366', 400);
+  await call(base, 'GET', '/v1/spaces/segments/outcomes?event_type=checkout&window_days=abc', 400);
+  await call(base, 'POST', '/v1/spaces/segments/outcomes', 405);
+}
+
+async function experiments(base) {
+  const def = { name: 'oa-promo', variants: ['control', 'treatment'], weights: [0.5, 0.5],
+    stratify: 'segments', outcome: { event_type: 'checkout', window_days: 7 } };
+  await call(base, 'GET', '/v1/experiments', 200); /* none yet */
+  await call(base, 'POST', '/v1/experiments', 201, { body: def });
+  await call(base, 'POST', '/v1/experiments', 201, { body: { name: 'oa-three', /* defaults, unstratified */
+    variants: ['a', 'b', 'c'], weights: [0.2, 0.3, 0.5], stratify: 'none', outcome: { event_type: 'search' } } });
+  await call(base, 'POST', '/v1/experiments', 201, { body: { name: 'oa.min_1', variants: ['off', 'on'],
+    outcome: { event_type: 'wishlist' } } });
+  await call(base, 'POST', '/v1/experiments', 409, { body: def });
+  const bad = [
+    { ...def, name: 'has space' },
+    { ...def, name: 'x'.repeat(65) },
+    { ...def, variants: ['control'] },
+    { ...def, variants: ['a', 'a'] },
+    { ...def, weights: [0.5, 0.4] },
+    { ...def, weights: [1] },
+    { ...def, weights: [0, 1] },
+    { ...def, stratify: 'cities' },
+    { ...def, outcome: undefined },
+    { ...def, outcome: { event_type: 'never_ingested' } },
+    { ...def, outcome: { event_type: 'checkout', window_days: 400 } },
+    { ...def, outcome: { event_type: 'checkout', extra: 1 } },
+    { ...def, colour: 'blue' },
+  ];
+  for (const [i, body] of bad.entries()) {
+    await call(base, 'POST', '/v1/experiments', 422, { body: { ...body, name: body.name === def.name ? `oa-bad-${i}` : body.name } });
+  }
+  await call(base, 'POST', '/v1/experiments', 400, { raw: '{"name": ', headers: { 'Content-Type': 'application/json' } });
+  await call(base, 'POST', '/v1/experiments', 415, { raw: 'name=x', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  await call(base, 'PUT', '/v1/experiments', 405, { body: def });
+  const list = (await call(base, 'GET', '/v1/experiments', 200)).json;
+  assert.deepEqual(list.experiments.map((e) => e.name), ['oa-promo', 'oa-three', 'oa.min_1'], 'the created experiments');
+  await call(base, 'GET', '/v1/experiments/oa-promo', 200);
+  await call(base, 'HEAD', '/v1/experiments/oa-three', 200);
+  await call(base, 'GET', '/v1/experiments/nope', 404);
+  await call(base, 'GET', `/v1/experiments/${'x'.repeat(65)}`, 404);
+  await call(base, 'PATCH', '/v1/experiments/oa-promo', 405, { body: {} });
+  /* 80 planted users (20 a segment): at least 5 a arm in some segments, so
+   * the heterogeneity test has numbers; the second answer is the read path */
+  for (let u = 0; u < 80; u++) {
+    const id = `du${String(u).padStart(6, '0')}`;
+    await call(base, 'GET', `/v1/experiments/oa-promo/assignment/${id}`, 200);
+    if (u % 2 === 0) await call(base, 'GET', `/v1/experiments/oa-three/assignment/${id}`, 200);
+  }
+  const again = (await call(base, 'GET', '/v1/experiments/oa-promo/assignment/du000001', 200)).json;
+  await call(base, 'GET', '/v1/experiments/oa-promo/assignment/nobody-here', 404);
+  await call(base, 'GET', '/v1/experiments/nope/assignment/du000001', 404);
+  await call(base, 'POST', '/v1/experiments/oa-promo/assignment/du000001', 405);
+  await call(base, 'GET', '/v1/experiments/oa-promo/results', 200);
+  await call(base, 'GET', '/v1/experiments/oa-three/results', 200);
+  await call(base, 'GET', '/v1/experiments/oa.min_1/results', 200); /* nobody assigned */
+  await call(base, 'GET', '/v1/experiments/nope/results', 404);
+  await call(base, 'DELETE', '/v1/experiments/oa-promo', 200);
+  await call(base, 'DELETE', '/v1/experiments/oa-promo', 200); /* idempotent */
+  await call(base, 'DELETE', '/v1/experiments/nope', 404);
+  await call(base, 'GET', '/v1/experiments/oa-promo/assignment/du000200', 409); /* new user, stopped */
+  const kept = (await call(base, 'GET', '/v1/experiments/oa-promo/assignment/du000001', 200)).json;
+  assert.equal(kept.variant, again.variant, 'an assigned user keeps the variant after the stop');
+  await call(base, 'GET', '/v1/experiments/oa-promo/results', 200);
+  await call(base, 'GET', '/v1/experiments/oa-promo', 200);
+  await call(base, 'POST', '/v1/experiments', 409, { body: def }); /* stopped names stay taken */
 }
 
 /* A server with an unreachable remote embedder and a one-job writer queue:
@@ -206,12 +296,47 @@ async function overload() {
   }
 }
 
+/* A server with API keys (no data: the fixture sends no key): every scoped
+ * route without a key (401) and with a key lacking its scope (403); open
+ * routes without one. */
+async function auth() {
+  const keys = { ingest: 'oa-ingest-key-5f0c2a9e71', read: 'oa-read-key-51b8aa0e42d3' };
+  const srv = await startServer({ env: { SEGMENTD_API_KEYS: `${keys.ingest}:ingest,${keys.read}:read` } });
+  const bearer = (k) => ({ Authorization: `Bearer ${k}` });
+  try {
+    for (const r of routes) {
+      const url = r.pattern.replace(/\{\}/g, 'x');
+      const body = ['POST', 'PATCH'].includes(r.method) ? {} : undefined;
+      const scope = scopeOf(r);
+      if (!scope) {
+        await call(srv.base, r.method, url, r.pattern === '/assets/{}' ? 404 : 200);
+        continue;
+      }
+      await call(srv.base, r.method, url, 401, { body });
+      await call(srv.base, r.method, url, 403, { body, headers: bearer(scope === 'ingest' ? keys.read : keys.ingest) });
+    }
+    await call(srv.base, 'GET', '/v1/experiments', 401, { headers: bearer('not-a-key-of-this-server') });
+    await call(srv.base, 'GET', '/v1/experiments', 401, { headers: { Authorization: `Basic ${keys.read}` } });
+    await call(srv.base, 'GET', '/v1/experiments', 200, { headers: bearer(keys.read) });
+    await call(srv.base, 'GET', '/v1/info', 200, { headers: bearer(keys.read) });
+    await call(srv.base, 'POST', '/v1/events', 200, { headers: bearer(keys.ingest),
+      body: { events: [{ event_id: 'au-e1', user_id: 'au-u1', type: 'checkout' }] } });
+    await call(srv.base, 'GET', '/v1/spaces/segments/outcomes?event_type=checkout', 200, { headers: bearer(keys.read) });
+    await call(srv.base, 'POST', '/v1/experiments', 403, { headers: bearer(keys.read),
+      body: { name: 'au', variants: ['a', 'b'], outcome: { event_type: 'checkout' } } });
+    const res = await call(srv.base, 'GET', '/v1/experiments', 401);
+    assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="segmentd"', 'the 401 challenge');
+  } finally {
+    await srv.stop();
+  }
+}
+
 function checkCoverage() {
   for (const r of routes) {
     const got = seen.get(`${r.method} ${r.pattern}`);
     assert.ok(got && [...got].some((s) => s < 400), `${r.method} ${r.pattern}: no success answer checked`);
   }
-  for (const s of [400, 404, 405, 413, 415, 422, 429, 503]) assert.ok(statuses.has(s), `no ${s} answer checked`);
+  for (const s of [400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503]) assert.ok(statuses.has(s), `no ${s} answer checked`);
   console.log(`${checked} answers validated, statuses seen: ${[...statuses].sort().join(' ')}`);
   console.log([...seen.entries()].map(([k, v]) => `${k}: ${[...v].sort().join(' ')}`).join('\n'));
 }
@@ -224,7 +349,7 @@ async function main() {
     '--drift-sample', '200', '--drift-min-points', '50', '--emerging-min-size', '15', '--max-body', '1048576'] });
   try {
     lap('server with planted data');
-    for (const step of [ops, ingest, users, spaces, models, drift, planned]) {
+    for (const step of [ops, ingest, users, spaces, models, drift, outcomes, experiments]) {
       await step(srv.base);
       lap(step.name);
     }
@@ -234,6 +359,8 @@ async function main() {
   lap('stop');
   await overload();
   lap('overload');
+  await auth();
+  lap('auth');
   checkCoverage();
 }
 

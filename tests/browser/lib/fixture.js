@@ -14,10 +14,14 @@ function need(name) {
 }
 
 /* Starts a fixture; data: load planted users and wait for models and a
- * drift alert; args: extra `segmentd serve` arguments. */
-function startServer({ data = false, args = [], timeoutMs = 240000 } = {}) {
+ * drift alert; args: extra `segmentd serve` arguments; env: extra
+ * environment variables of the fixture and its server (e.g.
+ * SEGMENTD_API_KEYS; a server with keys cannot take --data: the fixture
+ * sends none). */
+function startServer({ data = false, args = [], env = {}, timeoutMs = 240000 } = {}) {
   const argv = (data ? ['--data'] : []).concat(args.length ? ['--', ...args] : []);
-  const child = spawn(need('SD_FIXTURE'), argv, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(need('SD_FIXTURE'), argv, { stdio: ['pipe', 'pipe', 'inherit'],
+    env: Object.assign({}, process.env, env) });
   const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve(sig ? 128 : code)));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('fixture: not ready in time')), timeoutMs);

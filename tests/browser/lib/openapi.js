@@ -158,12 +158,13 @@ class Spec {
   }
 }
 
-/* The routing table of src/http_router.c: [{method, pattern}]. */
+/* The routing table of src/http_router.c: [{method, pattern, access}]
+ * (access: the scope column, e.g. SD_ACCESS_READ; null without one). */
 function routerRoutes(file) {
   const src = fs.readFileSync(file, 'utf8');
   const out = [];
-  for (const m of src.matchAll(/\{"(GET|POST|PUT|PATCH|DELETE)", "([^"]+)", h_\w+\}/g)) {
-    out.push({ method: m[1], pattern: m[2] });
+  for (const m of src.matchAll(/\{"(GET|POST|PUT|PATCH|DELETE)", "([^"]+)", h_\w+(?:, (SD_ACCESS_\w+))?\}/g)) {
+    out.push({ method: m[1], pattern: m[2], access: m[3] || null });
   }
   return out;
 }
