@@ -317,8 +317,9 @@ static int components(const int *nb, int K, const char *is_new, size_t n,
       int a = find_root(labels, (int)i), b = find_root(labels, c - (int)n);
       if (a != b) labels[a] = b;
     }
-  int32_t *root = malloc(sizeof(int32_t) * 2 * (m ? m : 1)), *id = root + m;
+  int32_t *root = malloc(sizeof(int32_t) * 2 * (m ? m : 1));
   if (!root) return SD_ENOMEM;
+  int32_t *id = root + m;
   int k = 0;
   for (size_t i = 0; i < m; i++) root[i] = find_root(labels, (int)i), id[i] = -1;
   for (size_t i = 0; i < m; i++)

@@ -57,8 +57,9 @@ static const char *expected_access(const char *m, const char *p) {
   if (!strcmp(m, "POST") && (!strcmp(p, "/v1/events") || !strcmp(p, "/v1/texts")))
     return "ingest";
   if (!strcmp(m, "PATCH") || !strcmp(m, "DELETE")) return "admin";
-  if (!strcmp(m, "POST") && (ends_with(p, "/recluster") || ends_with(p, "/evaluate")))
-    return "admin";
+  if (!strcmp(m, "POST") && (ends_with(p, "/recluster") || ends_with(p, "/evaluate") ||
+                             !strcmp(p, "/v1/experiments")))
+    return "admin"; /* changing models, and defining experiments */
   if (!strncmp(p, "/v1/", 4) && (!strcmp(m, "GET") || !strcmp(p, "/v1/segments/lookup") ||
                                  !strcmp(p, "/v1/assign")))
     return "read";
