@@ -460,6 +460,25 @@ static void check_erasure(sd_server *srv) {
   CHECK_INT(stored_assignments(srv->db, "u000008"), 2);
 }
 
+/* Two event types in one behaviour hash bucket ("share" and "add_to_cart"):
+ * both are known outcomes, not only the first one ingested. */
+static void check_bucket_sharing(sd_server *srv) {
+  long st;
+  const char *body =
+      "{\"events\": [{\"event_id\": \"bk-1\", \"user_id\": \"u-bucket\", "
+      "\"type\": \"share\", \"ts\": \"2026-11-01T10:00:00Z\"}, "
+      "{\"event_id\": \"bk-2\", \"user_id\": \"u-bucket\", "
+      "\"type\": \"add_to_cart\", \"ts\": \"2026-11-01T10:01:00Z\"}]}";
+  json_decref(http_json(srv, "POST", "/v1/events", body, &st));
+  CHECK_INT(st, 200);
+  json_decref(http_json(srv, "GET", "/v1/spaces/segments/outcomes?event_type=add_to_cart",
+                        NULL, &st));
+  CHECK_INT(st, 200);
+  json_decref(http_json(srv, "GET", "/v1/spaces/segments/outcomes?event_type=share",
+                        NULL, &st));
+  CHECK_INT(st, 200);
+}
+
 int main(void) {
   const gen_conf c = {.n_users = USERS, .n_segments = SEGMENTS, .events_per_user = 12,
                       .texts_per_user = 2, .noise_share = 0, .seed = 20261127};
@@ -473,6 +492,7 @@ int main(void) {
   play_outcomes(srv);
   check_results(srv);
   check_outcomes(srv);
+  check_bucket_sharing(srv);
   check_after_restart(srv);
   check_stop(srv);
   check_erasure(srv);
