@@ -10,11 +10,14 @@
  *       (n + m - 1) for n baseline and m recent points (the k-nearest-
  *       neighbour two-sample idea of Schilling 1986 and Henze 1988, used
  *       point by point). A point whose count has a tail probability below
- *       --emerging-p-value sits where the baseline has nothing. Connected components
- *       of such points (an edge: one among the other's K nearest) of at least
- *       --emerging-min-size are candidates. This sees a new topic even where
- *       its points fall inside a known cluster's radius (a new intent close
- *       to known ones), which the outlier method cannot.
+ *       --emerging-p-value sits where the baseline has nothing. Connected
+ *       components of such points (an edge: one among the other's K
+ *       nearest), less their rims (members fewer than half of whose
+ *       neighbours are in the component: known points beside the new
+ *       group), of at least --emerging-min-size are candidates. This sees a
+ *       new topic even where its points fall inside a known cluster's
+ *       radius (a new intent close to known ones), which the outlier method
+ *       cannot.
  *   density  the outlier ring (points beyond their cluster's radius),
  *       re-encoded when the space has an encoder for that (drift.h), then
  *       density clustering (sd_density_fit; a second pass lets the whole
@@ -362,6 +365,26 @@ static int mark_new(const sd_config *cfg, const drift_work *w, int *nb,
   return 0;
 }
 
+/* Drops the group members fewer than half of whose K neighbours are in
+ * their own group: the rim of a new group, known points next to it whose
+ * own neighbourhood lies elsewhere. One pass over the original labels. */
+static int prune_rims(const int *nb, int K, size_t n, size_t m, int32_t *labels) {
+  char *drop = calloc(m ? m : 1, 1);
+  if (!drop) return SD_ENOMEM;
+  for (size_t i = 0; i < m; i++) {
+    int in = 0;
+    for (int k = 0; labels[i] >= 0 && k < K; k++) {
+      int c = nb[i * (size_t)K + (size_t)k];
+      in += c >= (int)n && labels[c - (int)n] == labels[i];
+    }
+    drop[i] = labels[i] >= 0 && 2 * in < K;
+  }
+  for (size_t i = 0; i < m; i++)
+    if (drop[i]) labels[i] = -1;
+  free(drop);
+  return 0;
+}
+
 static int neighbour_groups(const sd_config *cfg, const drift_work *w,
                             sd_drift_report *r, size_t *largest, size_t *marked) {
   size_t m = w->recent.n, K = (size_t)cfg->emerging_neighbours;
@@ -370,6 +393,7 @@ static int neighbour_groups(const sd_config *cfg, const drift_work *w,
   int32_t *labels = malloc(sizeof(int32_t) * m);
   int rc = nb && is_new && labels ? mark_new(cfg, w, nb, is_new) : SD_ENOMEM;
   int k = rc == 0 ? components(nb, (int)K, is_new, w->ref.n, m, labels) : rc;
+  if (k > 0 && (rc = prune_rims(nb, (int)K, w->ref.n, m, labels)) < 0) k = rc;
   for (size_t i = 0; k >= 0 && i < m; i++) *marked += (size_t)is_new[i];
   for (int j = 0; j < k && rc == 0; j++) {
     group g = {&w->recent, labels, j, 0, "neighbourhood", 0};
