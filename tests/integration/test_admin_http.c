@@ -188,6 +188,7 @@ int main(void) {
   if (!srv) return check_done("test_admin_http");
   ingest_all(srv, 90);
   CHECK_INT(wait_model(srv, "intents", 60), 0);
+  CHECK_INT(wait_model(srv, "segments", 60), 0); /* trained on its own */
   for (int i = 0; i < 100; i++) { /* wait for the re-assignment to end */
     json_t *sp = get_space(srv, "intents");
     int done = !json_is_true(json_object_get(sp, "reassigning")) &&
