@@ -16,6 +16,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   PKGS+=(nodejs npm)
 fi
 PKGS+=(python3-yaml systemd) # scripts/lint_deploy.sh: YAML, systemd-analyze
+PKGS+=(wrk) # the short soak test (bench/soak.sh --short)
 if [ "${SD_DEPS_EXTRA:-}" ]; then
   read -r -a extra <<<"$SD_DEPS_EXTRA"
   PKGS+=("${extra[@]}")

@@ -116,6 +116,11 @@ json_t *http_json(sd_server *srv, const char *method, const char *path,
 json_t *http_json_obj(sd_server *srv, const char *method, const char *path,
                       const json_t *body, long *status);
 
+/* quiet != 0: the calling thread's http_json() (and the helpers built on
+ * it) no longer print failed transfers (status 0), which a crash test
+ * expects by the thousand; other non-JSON answers are still printed. */
+void http_set_quiet(int quiet);
+
 /* Releases the body of r. Accepts NULL. */
 void http_resp_free(http_resp *r);
 
@@ -190,6 +195,22 @@ int wait_model(sd_server *srv, const char *space, double timeout_s);
  * Returns NULL when the request failed. */
 json_t *get_assignments(sd_server *srv, const char *space, long *status,
                         char *ctype, size_t cap, int *bad_lines);
+
+/* The lines of get_assignments() counted per "id" ({id: count}, a new
+ * reference), or NULL when the request failed. *status as there; *bad
+ * counts the lines that do not parse or have no string "id". */
+json_t *assigned_id_counts(sd_server *srv, const char *space, long *status,
+                           int *bad);
+
+/* ---- crash-test items (harness_sd.c) ---- */
+
+/* A texts item {"text_id": id, "user_id": uid, "text"} about topic i % 3
+ * (refunds, weather, football), varied by i. A new reference. */
+json_t *crash_text(const char *id, const char *uid, int i);
+
+/* An events item {"event_id": id, "user_id": uid, "type": "view"|"buy",
+ * "ts"} (one minute apart by i from 2025-11-27). A new reference. */
+json_t *crash_event(const char *id, const char *uid, int i);
 
 /* ---- planted topics (harness_sd.c) ---- */
 

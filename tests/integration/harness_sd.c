@@ -3,7 +3,9 @@
  *
  * Ingest a batch and read its counts, read a user's stored counts, find a
  * space, wait for a space's first model, and read the NDJSON assignments
- * stream, all as docs/API.md describes them. The contract is in harness.h.
+ * stream (whole or counted per id), all as docs/API.md describes them, and
+ * build the texts and events items of the crash tests. The contract is in
+ * harness.h.
  */
 #include "harness.h"
 
@@ -150,6 +152,49 @@ json_t *get_assignments(sd_server *srv, const char *space, long *status,
   }
   http_resp_free(&r);
   return arr;
+}
+
+json_t *assigned_id_counts(sd_server *srv, const char *space, long *status,
+                           int *bad) {
+  json_t *arr = get_assignments(srv, space, status, NULL, 0, bad);
+  if (!arr)
+    return NULL;
+  json_t *seen = json_object();
+  size_t i;
+  json_t *line;
+  json_array_foreach(arr, i, line) {
+    const char *id = json_string_value(json_object_get(line, "id"));
+    if (!id) {
+      (*bad)++;
+      continue;
+    }
+    long long n = json_integer_value(json_object_get(seen, id));
+    json_object_set_new(seen, id, json_integer(n + 1));
+  }
+  json_decref(arr);
+  return seen;
+}
+
+/* ---- crash-test items ---- */
+
+static const char *const CRASH_WORDS[3][6] = {
+    {"refund", "card", "payment", "charge", "bank", "fee"},
+    {"weather", "rain", "sunny", "forecast", "storm", "wind"},
+    {"football", "match", "goal", "score", "team", "league"}};
+
+json_t *crash_text(const char *id, const char *uid, int i) {
+  char text[128];
+  const char *const *w = CRASH_WORDS[i % 3];
+  snprintf(text, sizeof text, "%s %s my %s %s %d", w[i % 6], w[(i + 1) % 6],
+           w[(i + 2) % 6], w[(i + 4) % 6], i);
+  return json_pack("{s:s, s:s, s:s}", "text_id", id, "user_id", uid, "text",
+                   text);
+}
+
+json_t *crash_event(const char *id, const char *uid, int i) {
+  return json_pack("{s:s, s:s, s:s, s:I}", "event_id", id, "user_id", uid,
+                   "type", i % 2 ? "view" : "buy", "ts",
+                   (json_int_t)1764237600000LL + i * 60000);
 }
 
 json_t *json_padded(const char *prefix, size_t n) {

@@ -25,11 +25,6 @@
 #define INFLIGHT_N 1500
 #define TIME_LIMIT_S 60.0
 
-static const char *const WORDS[3][6] = {
-    {"refund", "card", "payment", "charge", "bank", "fee"},
-    {"weather", "rain", "sunny", "forecast", "storm", "wind"},
-    {"football", "match", "goal", "score", "team", "league"}};
-
 typedef struct {
   json_t *acked;             /* text id -> true, every acknowledged text */
   long long events[N_USERS]; /* acknowledged events per user cu-<i> */
@@ -38,21 +33,6 @@ typedef struct {
   long inflight_status[N_INFLIGHT];
   int restarts;
 } crash_state;
-
-static json_t *crash_text(const char *id, const char *uid, int i) {
-  char text[128];
-  const char *const *w = WORDS[i % 3];
-  snprintf(text, sizeof text, "%s %s my %s %s %d", w[i % 6], w[(i + 1) % 6],
-           w[(i + 2) % 6], w[(i + 4) % 6], i);
-  return json_pack("{s:s, s:s, s:s}", "text_id", id, "user_id", uid, "text",
-                   text);
-}
-
-static json_t *crash_event(const char *id, const char *uid, int i) {
-  return json_pack("{s:s, s:s, s:s, s:I}", "event_id", id, "user_id", uid,
-                   "type", i % 2 ? "view" : "buy", "ts",
-                   (json_int_t)1764237600000LL + i * 60000);
-}
 
 /* Kills the server and starts it again on the same database. */
 static int crash_restart(sd_server *srv, crash_state *st) {
@@ -203,26 +183,14 @@ static int run_batches(sd_server *srv, crash_state *st, double t0) {
   return 0;
 }
 
-/* Counts the assignment lines per id into seen (id -> count). */
+/* The assignment lines per id (id -> count) of the intents space. */
 static json_t *count_assigned(sd_server *srv) {
   long status = 0;
   int bad = 0;
-  json_t *arr = get_assignments(srv, "intents", &status, NULL, 0, &bad);
+  json_t *seen = assigned_id_counts(srv, "intents", &status, &bad);
   CHECK_INT(status, 200);
   CHECK_INT(bad, 0);
-  json_t *seen = json_object();
-  size_t i;
-  json_t *line;
-  json_array_foreach(arr, i, line) {
-    const char *id = json_string_value(json_object_get(line, "id"));
-    CHECK(id != NULL);
-    if (!id)
-      continue;
-    long long n = json_path_int(seen, id, 0);
-    json_object_set_new(seen, id, json_integer(n + 1));
-  }
-  json_decref(arr);
-  return seen;
+  return seen ? seen : json_object();
 }
 
 /* Each in-flight texts batch: all there (required after a 200) or none. */
