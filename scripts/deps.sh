@@ -17,6 +17,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 PKGS+=(python3-yaml systemd) # scripts/lint_deploy.sh: YAML, systemd-analyze
 PKGS+=(wrk) # the short soak test (bench/soak.sh --short)
+PKGS+=(clang libclang-rt-14-dev) # scripts/fuzz.sh (test fuzz_smoke): libFuzzer
 if [ "${SD_DEPS_EXTRA:-}" ]; then
   read -r -a extra <<<"$SD_DEPS_EXTRA"
   PKGS+=("${extra[@]}")

@@ -44,7 +44,7 @@ max_len() {
   esac
 }
 
-SD_DEPS_EXTRA="clang libclang-rt-14-dev" scripts/deps.sh
+scripts/deps.sh # clang + libclang-rt-14-dev (libFuzzer) are in its list
 CC=${SD_FUZZ_CC:-$(command -v clang-14 || command -v clang || true)}
 if [ -z "$CC" ]; then
   echo "fuzz.sh: no clang found after scripts/deps.sh" >&2

@@ -4,6 +4,9 @@
  * Makes a temporary directory, fork/execs "$SD_BIN serve" on 127.0.0.1:0
  * with its database and port file there, waits (bounded) for the port file
  * and for GET /readyz == 200, and kills, restarts, stops and cleans up.
+ * Under SD_VALGRIND the server runs under memcheck (harness_memcheck.c):
+ * its timeouts grow by harness_timeout_scale() and srv_free() stops it
+ * gracefully so that memcheck's exit status is checked.
  * The HTTP half lives in harness_http.c; the contract is in harness.h.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -64,6 +67,12 @@ void harness_dump_tail(const char *path, long tail, const char *what) {
 void srv_dump_log(const sd_server *srv) {
   if (srv)
     harness_dump_tail(srv->log, SRV_LOG_TAIL, "server");
+}
+
+/* The exit status of wait status st; 128+signal when killed by one. */
+static int wait_rc(int st) {
+  return WIFEXITED(st) ? WEXITSTATUS(st)
+                       : (WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
 }
 
 /* Reaps the child if it has exited; returns 1 when it is gone. */
@@ -143,9 +152,11 @@ static int srv_read_port(const sd_server *srv) {
 static int srv_wait_port(sd_server *srv, double deadline) {
   while (now_s() < deadline) {
     int status = 0;
+    pid_t pid = srv->pid;
     if (srv_reaped(srv, &status)) {
       fprintf(stderr, "harness: server exited early (wait status %d)\n",
               status);
+      memcheck_check_exit(srv, pid, wait_rc(status));
       return -1;
     }
     srv->port = srv_read_port(srv);
@@ -177,7 +188,7 @@ static int srv_wait_ready(sd_server *srv, double deadline) {
 
 /* Spawns and waits until ready; on failure kills and dumps the log. */
 static int srv_launch(sd_server *srv) {
-  double deadline = now_s() + SRV_START_TIMEOUT_S;
+  double deadline = now_s() + SRV_START_TIMEOUT_S * harness_timeout_scale();
   if (srv_spawn(srv) != 0)
     return -1;
   if (srv_wait_port(srv, deadline) == 0 && srv_wait_ready(srv, deadline) == 0)
@@ -208,14 +219,21 @@ static int srv_build_argv(sd_server *srv, const char *bin,
   size_t n_extra = 0;
   while (extra && extra[n_extra])
     n_extra++;
+  memcheck_prefix pre;
+  if (memcheck_prefix_init(&pre, srv->dir) != 0)
+    return -1;
   const char *base[] = {bin,    "serve", "--listen",    "127.0.0.1:0",
                         "--db", srv->db, "--port-file", srv->port_file};
   size_t n_base = sizeof base / sizeof base[0];
-  srv->argv = calloc(n_base + n_extra + 1, sizeof *srv->argv);
+  size_t n = pre.n + n_base + n_extra;
+  srv->argv = calloc(n + 1, sizeof *srv->argv);
   if (!srv->argv)
     return -1;
-  for (size_t i = 0; i < n_base + n_extra; i++) {
-    const char *s = i < n_base ? base[i] : extra[i - n_base];
+  for (size_t i = 0; i < n; i++) {
+    size_t j = i - pre.n; /* index past the valgrind prefix */
+    const char *s = i < pre.n    ? pre.argv[i]
+                    : j < n_base ? base[j]
+                                 : extra[j - n_base];
     srv->argv[i] = xstrdup(s);
     if (!srv->argv[i])
       return -1;
@@ -296,21 +314,21 @@ int srv_stop(sd_server *srv) {
     fprintf(stderr, "harness: kill(SIGTERM): %s\n", strerror(errno));
     return -1;
   }
-  double deadline = now_s() + SRV_STOP_TIMEOUT_S;
+  double limit = SRV_STOP_TIMEOUT_S * harness_timeout_scale();
+  double deadline = now_s() + limit;
+  pid_t pid = srv->pid;
   int st = 0;
   while (!srv_reaped(srv, &st)) {
     if (now_s() > deadline) {
-      fprintf(stderr, "harness: server ignored SIGTERM for %.0f s\n",
-              SRV_STOP_TIMEOUT_S);
+      fprintf(stderr, "harness: server ignored SIGTERM for %.0f s\n", limit);
       srv_kill9(srv);
       srv_dump_log(srv);
       return -1;
     }
     sleep_ms(20);
   }
-  int rc = WIFEXITED(st) ? WEXITSTATUS(st)
-                         : (WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
-  if (rc != 0) {
+  int rc = wait_rc(st);
+  if (rc != 0 && !memcheck_check_exit(srv, pid, rc)) {
     fprintf(stderr, "harness: server exit status %d after SIGTERM\n", rc);
     srv_dump_log(srv);
   }
@@ -340,6 +358,8 @@ static void srv_remove_dir(const sd_server *srv) {
 void srv_free(sd_server *srv) {
   if (!srv)
     return;
+  if (memcheck_valgrind() && srv->pid > 0)
+    srv_stop(srv);
   srv_kill9(srv);
   srv_remove_dir(srv);
   srv_argv_free(srv);

@@ -52,8 +52,10 @@ typedef struct http_resp {
 } http_resp;
 
 /* Starts $SD_BIN serve with the standard arguments plus extra_args (a
- * NULL-terminated list, or NULL) and waits up to 30 s until GET /readyz is
- * 200. Returns NULL (after printing the server log) on any failure. */
+ * NULL-terminated list, or NULL) and waits up to 30 s (times
+ * harness_timeout_scale()) until GET /readyz is 200. Under SD_VALGRIND the
+ * server runs under valgrind memcheck (harness_memcheck.c). Returns NULL
+ * (after printing the server log) on any failure. */
 sd_server *srv_start(const char *const *extra_args);
 
 /* Starts the server again with the same arguments and database. It must
@@ -67,12 +69,15 @@ int srv_set_args(sd_server *srv, const char *const *extra_args);
 /* SIGKILL and reap. No-op when not running. */
 void srv_kill9(sd_server *srv);
 
-/* SIGTERM, then waits up to 30 s for the exit. Returns the exit status
+/* SIGTERM, then waits up to 30 s (times harness_timeout_scale()) for the
+ * exit; under valgrind, memcheck errors give MEMCHECK_ERROR_EXIT and fail
+ * the test program (memcheck_check_exit()). Returns the exit status
  * (0 on a graceful exit), 128+signal if killed by a signal, -1 on timeout
  * (the process is then SIGKILLed) or when it was not running. */
 int srv_stop(sd_server *srv);
 
-/* Kills a still-running child, removes the temporary directory (kept when
+/* Kills a still-running child (under valgrind: stops it with srv_stop(),
+ * so that memcheck reports), removes the temporary directory (kept when
  * SD_KEEP_TMP is set in the environment) and frees srv. NULL is a no-op. */
 void srv_free(sd_server *srv);
 
@@ -85,6 +90,38 @@ void harness_exec_child(const char *log, char *const *argv);
 /* Prints the last `tail` bytes of the file at path to stderr, between a
  * header and an "end of <what> log" line. */
 void harness_dump_tail(const char *path, long tail, const char *what);
+
+/* ---- valgrind memcheck (harness_memcheck.c) ---- */
+
+/* Exit status of a server that memcheck found errors in. */
+#define MEMCHECK_ERROR_EXIT 97
+
+/* The valgrind command line put before $SD_BIN (n == 0: none). */
+typedef struct memcheck_prefix {
+  const char *argv[12]; /* borrowed, or pointing into the buffers below */
+  size_t n;
+  char exit_opt[32];
+  char log_opt[320];
+  char supp_opt[1100];
+} memcheck_prefix;
+
+/* $SD_VALGRIND (the valgrind executable) when servers run under memcheck,
+ * else NULL. */
+const char *memcheck_valgrind(void);
+
+/* Factor for the harness's timeouts: $SD_TIMEOUT_SCALE when >= 1, else 30
+ * under valgrind, else 1. */
+double harness_timeout_scale(void);
+
+/* Fills p with the valgrind prefix for a server whose temporary directory
+ * is dir (p->n = 0 when SD_VALGRIND is unset). -1 when SD_VALGRIND is not
+ * an executable. */
+int memcheck_prefix_init(memcheck_prefix *p, const char *dir);
+
+/* Given the exit status rc of server process pid: under valgrind and when
+ * rc != 0, prints memcheck's report; when rc is MEMCHECK_ERROR_EXIT, also
+ * makes the test program exit 1 at its end and returns 1; else 0. */
+int memcheck_check_exit(const sd_server *srv, pid_t pid, int rc);
 
 /* Prints the last ~4 KiB of the server log to stderr, with a header. */
 void srv_dump_log(const sd_server *srv);
@@ -186,7 +223,7 @@ int model_present(const json_t *model_version);
 
 /* Polls GET /v1/spaces/<space>/clusters until it is 200 with a non-empty
  * "clusters" array and model_present(model_version); 0 then, -1 on
- * timeout. */
+ * timeout (timeout_s times harness_timeout_scale()). */
 int wait_model(sd_server *srv, const char *space, double timeout_s);
 
 /* GET /v1/spaces/<space>/assignments as a JSON array with one element per

@@ -2,7 +2,7 @@
  * harness_http.c -- the HTTP and JSON half of the integration harness.
  *
  * One reusable libcurl easy handle per thread (keep-alive across requests),
- * a 30 s timeout and CURLOPT_NOSIGNAL on every request, captured response
+ * a 30 s timeout (times harness_timeout_scale()) and CURLOPT_NOSIGNAL on every request, captured response
  * headers, and helpers that check segmentd's JSON error shape
  * (docs/API.md, "Every error is JSON"). The contract is in harness.h.
  */
@@ -173,8 +173,10 @@ static void http_set_common(CURL *h, const char *url, http_buf *b, http_resp *r,
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, HTTP_TIMEOUT_S);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, HTTP_CONNECT_TIMEOUT_S);
+  double scale = harness_timeout_scale(); /* > 1 under valgrind */
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)(HTTP_TIMEOUT_S * scale));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+                   (long)(HTTP_CONNECT_TIMEOUT_S * scale));
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, http_on_header);

@@ -102,6 +102,7 @@ int model_present(const json_t *v) {
 int wait_model(sd_server *srv, const char *space, double timeout_s) {
   char path[128];
   snprintf(path, sizeof path, "/v1/spaces/%s/clusters", space);
+  timeout_s *= harness_timeout_scale(); /* slower under valgrind */
   double deadline = now_s() + timeout_s;
   do {
     long status = 0;

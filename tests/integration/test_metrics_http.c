@@ -82,6 +82,24 @@ static json_t *events(const char *prefix, int from, int n, int users) {
   return a;
 }
 
+#define FITS(space) \
+  "segmentd_recluster_duration_seconds_count{space=\"" space "\",result=\"done\"}"
+
+/* A fit is counted when its job ends, after its model is visible and its
+ * points re-assigned (maint.c): wait for both first fits to be counted. */
+static void wait_first_fits(void) {
+  double deadline = now_s() + 60 * harness_timeout_scale();
+  int counted = 0;
+  while (!counted && now_s() < deadline) {
+    char *m = scrape();
+    counted = series(m, FITS("intents")) >= 1 &&
+              series(m, FITS("segments")) >= 1;
+    free(m);
+    if (!counted) sleep_ms(100);
+  }
+  CHECK(counted);
+}
+
 static void seed_models(void) {
   json_t *ev = events("seed-", 0, 24, 24);
   json_t *tx = planted_texts("t-", 0, 24, "u-", 24);
@@ -91,6 +109,7 @@ static void seed_models(void) {
   json_decref(tx);
   CHECK(wait_model(srv, "segments", 60) == 0);
   CHECK(wait_model(srv, "intents", 60) == 0);
+  wait_first_fits();
 }
 
 static void traffic(void) {
