@@ -257,6 +257,12 @@ static const opt_row opt_rows[] = {
     {"retention-interval", "SEGMENTD_RETENTION_INTERVAL", OPT_LONG,
      O(retention_interval), "3600", 1, 604800,
      "seconds between retention runs (the first runs once serving)"},
+    {"lookup-cache", "SEGMENTD_LOOKUP_CACHE", OPT_LONG, O(lookup_cache),
+     "1000000", 0, 100000000, "users whose segment answers are kept in "
+     "memory (about 250 bytes each; 0 = off)"},
+    {"lookup-cache-ttl", "SEGMENTD_LOOKUP_CACHE_TTL", OPT_LONG,
+     O(lookup_cache_ttl), "60", 1, 86400, "seconds a kept segment answer is "
+     "served (a change to the user or a new model ends it at once)"},
 };
 #undef O
 #define OPT_N (sizeof(opt_rows) / sizeof(opt_rows[0]))

@@ -7,6 +7,7 @@
 #include "segmentd/drift.h"
 #include "segmentd/err.h"
 #include "segmentd/log.h"
+#include "segmentd/lookup_cache.h"
 #include "segmentd/metrics.h"
 #include "segmentd/timeutil.h"
 
@@ -21,6 +22,8 @@ static int core_run_fn(sd_core *c, sd_job *job) {
   int rc = sd_store_exec(c->db, "BEGIN IMMEDIATE");
   if (rc == 0) rc = job->fn(c, job->fn_arg);
   if (rc == 0) rc = sd_store_commit(c->db);
+  if (rc == 0 && c->lookups_stale) sd_lookup_cache_clear();
+  c->lookups_stale = 0;
   if (rc < 0) {
     sd_store_exec(c->db, "ROLLBACK");
     return rc;

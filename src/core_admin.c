@@ -220,6 +220,7 @@ int sd_core_op_erase(sd_core *c, void *arg) {
   if (rc == 0) rc = delete_rows(c, "DELETE FROM users WHERE user_id=?1", op->user_id, &drop);
   if (rc == 0) rc = sd_exp_erase_user(c->db, op->user_id, &op->assignments);
   op->found = rc == 0 && (had_user || op->texts || op->events);
+  c->lookups_stale |= op->found;
   if (rc == 0 && op->found) {
     char target[48];
     snprintf(target, sizeof(target), "user:%016llx",

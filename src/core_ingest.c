@@ -17,6 +17,7 @@
 #include "core_int.h"
 
 #include "segmentd/err.h"
+#include "segmentd/lookup_cache.h"
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
 
@@ -519,6 +520,7 @@ static void group_apply(sd_core *c, group *g) {
   }
   for (size_t i = 0; i < g->users.n; i++) {
     user_slot *u = &g->users.slots[i];
+    sd_lookup_cache_invalidate(u->user_id); /* committed: answers change */
     if (u->is_new) seg->points++;
     if (u->idx < 0) continue;
     if (u->old_idx >= 0)

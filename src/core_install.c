@@ -15,6 +15,7 @@
 
 #include "segmentd/cluster_kmeans.h"
 #include "segmentd/err.h"
+#include "segmentd/lookup_cache.h"
 #include "segmentd/log.h"
 #include "segmentd/maint.h"
 #include "segmentd/recluster.h"
@@ -150,6 +151,7 @@ static int install_tx(sd_core *c, sd_proposal *p, int64_t version,
   if (rc == 0) rc = core_drift_store(c, p, version);
   if (rc == 0) rc = core_reassign_start(c, p->space, version, p->proj != NULL);
   if (rc == 0) rc = sd_store_commit(c->db);
+  if (rc == 0) sd_lookup_cache_clear();
   if (rc < 0) {
     sd_log_error("installing a %s model failed: %s", c->spaces[p->space].name,
                  sqlite3_errmsg(sd_store_db(c->db)));

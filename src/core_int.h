@@ -38,6 +38,8 @@ typedef struct {
 
 struct sd_core {
   const sd_config *cfg;
+  int lookups_stale; /* a fn job changed users or texts: after its COMMIT,
+                        the lookup cache is cleared (lookup_cache.h) */
   sd_store *db;
   sd_checkpointer *ckpt;       /* WAL checkpoints off the writer */
   sd_encoder *enc;

@@ -15,6 +15,7 @@
 #include "core_int.h"
 
 #include "segmentd/err.h"
+#include "segmentd/lookup_cache.h"
 #include "segmentd/log.h"
 #include "segmentd/maint.h"
 #include "segmentd/timeutil.h"
@@ -286,6 +287,7 @@ void core_reassign_step(sd_core *c) {
       rc = core_sync_snapshot(c, r->version); /* every user is moved */
   }
   if (rc == 0) rc = sd_store_commit(c->db);
+  if (rc == 0) sd_lookup_cache_clear(); /* users and texts moved */
   if (rc < 0) {
     sd_store_exec(c->db, "ROLLBACK");
     *r = saved; /* retried at the next step */

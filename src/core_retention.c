@@ -370,6 +370,7 @@ int sd_core_op_retain(sd_core *c, void *arg) {
   int rc = op->texts ? delete_texts(c, op, &users, &later)
                      : delete_events(c, op, &users, &later);
   if (rc == 0) rc = recompute_users(c, &users, op, &later);
+  c->lookups_stale |= users.n > 0;
   if (rc == 0) later_apply(c, &later);
   later_free(&later);
   users_free(&users);

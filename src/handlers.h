@@ -10,6 +10,7 @@
 
 #include "segmentd/http.h"
 #include "segmentd/snapshot.h"
+#include "segmentd/json_out.h"
 
 int h_healthz(sd_req *req, sd_reply *rep);
 int h_readyz(sd_req *req, sd_reply *rep);
@@ -62,6 +63,9 @@ json_t *h_body_object(sd_req *req, sd_reply *rep);
  * absent). 0, or -1 when present but not such a number. */
 int h_query_int(const char *s, long long lo, long long hi, long long dflt,
                 long long *out);
+/* A 200 reply of the JSON text written into o (sd_jout, json_out.h),
+ * which it takes over; 500 when o ran out of memory. */
+int h_reply_jout(sd_reply *rep, sd_jout *o);
 /* RFC 3339 string of an epoch-ms time (a new JSON string). */
 json_t *h_time(int64_t ms);
 /* The current snapshot's space named by the first path parameter, or a

@@ -35,6 +35,14 @@ json_t *h_body_object(sd_req *req, sd_reply *rep) {
   return v;
 }
 
+int h_reply_jout(sd_reply *rep, sd_jout *o) {
+  sd_jout_lit(o, "\n");
+  size_t len = 0;
+  char *text = sd_jout_take(o, &len);
+  if (!text) return sd_reply_error(rep, SD_ENOMEM, NULL, NULL);
+  return sd_reply_text(rep, 200, NULL, text, len);
+}
+
 json_t *h_time(int64_t ms) {
   char buf[48];
   sd_time_format(ms, buf);

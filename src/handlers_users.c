@@ -12,6 +12,8 @@
 #include "segmentd/embed.h"
 #include "segmentd/err.h"
 #include "segmentd/ingest.h"
+#include "segmentd/json_out.h"
+#include "segmentd/lookup_cache.h"
 #include "segmentd/snapshot.h"
 #include "segmentd/space.h"
 #include "segmentd/store.h"
@@ -25,7 +27,6 @@
 #include <string.h>
 
 #define LOOKUP_MAX 1000
-#define ALTERNATIVES 3
 
 typedef struct {
   int64_t updated_at;
@@ -65,31 +66,21 @@ static int user_read(const char *user_id, const sd_views_conf *vc,
   return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? SD_ENOTFOUND : SD_EDB;
 }
 
-/* The user's intents: clusters of their texts with shares. */
-static json_t *user_intents(const char *user_id, const sd_snapshot *snap) {
-  const sd_snap_space *in = &snap->spaces[SD_SPACE_INTENTS];
+/* The user's intents: clusters of their texts with shares, into a. */
+static void user_intents(const char *user_id, sd_seg_answer *a) {
   sd_store *rd = sd_store_reader();
   sqlite3_stmt *st = rd ? sd_store_stmt(rd, SQL_USER_INTENTS) : NULL;
-  json_t *a = json_array();
-  if (!st || !a) return a;
+  a->n_intents = 0;
+  if (!st) return;
   sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-  int64_t total = 0;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    int64_t id = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
-    int i = sd_snap_cluster_index(in, id);
-    total += n;
-    json_array_append_new(a, json_pack("{s:I,s:s?,s:I}", "id", (json_int_t)id,
-                                       "label", i >= 0 ? in->clusters[i].label : NULL,
-                                       "share", (json_int_t)n));
+  int64_t total = 0, n[SD_ANSWER_INTENTS];
+  while (a->n_intents < SD_ANSWER_INTENTS && sqlite3_step(st) == SQLITE_ROW) {
+    a->intent_id[a->n_intents] = (int32_t)sqlite3_column_int64(st, 0);
+    total += n[a->n_intents++] = sqlite3_column_int64(st, 1);
   }
   sqlite3_reset(st);
-  size_t k;
-  json_t *v;
-  json_array_foreach(a, k, v) {
-    double n = (double)json_integer_value(json_object_get(v, "share"));
-    json_object_set_new(v, "share", json_real(total ? n / (double)total : 0));
-  }
-  return a;
+  for (int j = 0; j < a->n_intents; j++)
+    a->intent_share[j] = total ? (float)((double)n[j] / (double)total) : 0;
 }
 
 /* The name of coordinate i of view v of a user vector, or NULL. */
@@ -138,97 +129,217 @@ static json_t *explain(const sd_snapshot *snap, const sd_snap_space *sp,
   return json_pack("{s:f,s:o}", "margin", (double)margin, "views", views);
 }
 
-/* Fills o with segment, alternatives (and explanation) for vector x. */
-static void segment_fields(json_t *o, const sd_snapshot *snap, const float *x,
-                           int any, const user_row *u, int want_explain,
-                           const sd_views_conf *vc) {
-  const sd_snap_space *sp = &snap->spaces[SD_SPACE_SEGMENTS];
+/* Ranks x against the segment centroids into a: the user's cluster (the
+ * stored assignment), its similarity and confidence, the alternatives.
+ * Returns the cluster's index (-1: no segment) and the margin to the
+ * runner-up in *margin. */
+static int answer_rank(const sd_snap_space *sp, const float *x, int any,
+                       const user_row *u, sd_seg_answer *a, float *margin) {
   int i = sp->has_model && any && u->has_cluster
               ? sd_snap_cluster_index(sp, u->cluster) : -1;
-  json_t *alts = json_array();
-  if (i < 0) {
-    json_object_set_new(o, "segment", json_null());
-    json_object_set_new(o, "alternatives", alts);
-    return;
-  }
+  a->seg_id = -1;
+  a->n_alts = 0;
+  if (i < 0) return -1;
   float sims[sp->k > 0 ? sp->k : 1];
-  int best[ALTERNATIVES + 1];
-  h_rank(sp, x, sims, best, ALTERNATIVES + 1);
+  int best[SD_ANSWER_ALTS + 1];
+  h_rank(sp, x, sims, best, SD_ANSWER_ALTS + 1);
   float other = -2.0f;
-  for (int j = 0; j < ALTERNATIVES + 1; j++) {
+  for (int j = 0; j < SD_ANSWER_ALTS + 1; j++) {
     if (best[j] < 0 || best[j] == i) continue;
     if (other < -1.5f) other = sims[best[j]];
-    if (json_array_size(alts) < ALTERNATIVES)
-      json_array_append_new(alts, h_cluster_ref(sp, best[j], sims[best[j]]));
+    if (a->n_alts < SD_ANSWER_ALTS) {
+      a->alt_id[a->n_alts] = sp->clusters[best[j]].id;
+      a->alt_sim[a->n_alts++] = sims[best[j]];
+    }
   }
-  json_t *seg = h_cluster_ref(sp, i, sims[i]);
-  json_object_set_new(seg, "confidence",
-                      json_real(sd_confidence(sims[i], other < -1.5f ? -INFINITY
-                                                                     : other)));
-  json_object_set_new(o, "segment", seg);
-  json_object_set_new(o, "alternatives", alts);
-  if (want_explain)
-    json_object_set_new(o, "explanation",
-                        explain(snap, sp, vc, x, i,
-                                other < -1.5f ? sims[i] : sims[i] - other));
+  a->seg_id = sp->clusters[i].id;
+  a->sim = sims[i];
+  a->confidence = sd_confidence(sims[i], other < -1.5f ? -INFINITY : other);
+  *margin = other < -1.5f ? sims[i] : sims[i] - other;
+  return i;
 }
 
-/* Which views the user has stored. */
-static json_t *views_present(const sd_user_state *u) {
-  return json_pack("{s:b,s:b,s:b,s:b}", "text", u->text_t != 0, "behaviour",
-                   u->beh_t != 0, "time", u->time_t != 0, "context",
-                   u->ctx_t != 0);
+/* Which views the user has stored, as bits in views.h order. */
+static uint8_t views_bits(const sd_user_state *u) {
+  return (uint8_t)((u->text_t != 0) << SD_VIEW_TEXT |
+                   (u->beh_t != 0) << SD_VIEW_BEH |
+                   (u->time_t != 0) << SD_VIEW_TIME |
+                   (u->ctx_t != 0) << SD_VIEW_CTX);
 }
 
-/* The segment answer of one user (API.md), or NULL with *err set. */
-static json_t *segment_answer(const sd_config *cfg, const sd_snapshot *snap,
-                              const char *user_id, int want_explain, int *err) {
+/* Computes user_id's answer data from the database (x: the user vector,
+ * width sd_views_width(vc)). Returns the segment's index or -1, or
+ * SD_ENOTFOUND / SD_EDB in *err. */
+static int answer_compute(const sd_snapshot *snap, const sd_views_conf *vc,
+                          const char *user_id, sd_user_buf *ub, float *x,
+                          sd_seg_answer *a, float *margin, int *err) {
+  user_row u = {.v = &ub->u};
+  if ((*err = user_read(user_id, vc, &u)) < 0) return -1;
+  int any = sd_views_vector(vc, &ub->u, x);
+  memset(a, 0, sizeof(*a));
+  a->seg_version = snap->spaces[SD_SPACE_SEGMENTS].version;
+  a->int_version = snap->spaces[SD_SPACE_INTENTS].version;
+  a->updated_at = u.updated_at;
+  a->computed_at = sd_now_ms();
+  a->views = views_bits(&ub->u);
+  int i = answer_rank(&snap->spaces[SD_SPACE_SEGMENTS], x, any, &u, a, margin);
+  if (u.n_texts > 0) user_intents(user_id, a); /* else no query */
+  return i;
+}
+
+/* {id, label, similarity[, confidence]} of cluster `id` of sp. */
+static void write_cluster_ref(sd_jout *o, const sd_snap_space *sp, int32_t id,
+                              float sim, const float *confidence) {
+  int i = sd_snap_cluster_index(sp, id);
+  sd_jout_lit(o, "{\"id\":");
+  sd_jout_int(o, id);
+  sd_jout_lit(o, ",\"label\":");
+  sd_jout_str(o, i >= 0 ? sp->clusters[i].label : NULL);
+  sd_jout_lit(o, ",\"similarity\":");
+  sd_jout_real(o, sim);
+  if (confidence) {
+    sd_jout_lit(o, ",\"confidence\":");
+    sd_jout_real(o, *confidence);
+  }
+  sd_jout_lit(o, "}");
+}
+
+/* "segment":{...} | null */
+static void write_segment(sd_jout *o, const sd_snap_space *sp,
+                          const sd_seg_answer *a) {
+  sd_jout_lit(o, "\"segment\":");
+  if (a->seg_id >= 0) write_cluster_ref(o, sp, a->seg_id, a->sim, &a->confidence);
+  else sd_jout_lit(o, "null");
+}
+
+/* "alternatives":[...] */
+static void write_alternatives(sd_jout *o, const sd_snap_space *sp,
+                               const sd_seg_answer *a) {
+  sd_jout_lit(o, "\"alternatives\":[");
+  for (int j = 0; j < a->n_alts; j++) {
+    if (j) sd_jout_lit(o, ",");
+    write_cluster_ref(o, sp, a->alt_id[j], a->alt_sim[j], NULL);
+  }
+  sd_jout_lit(o, "]");
+}
+
+/* "intents":[{id, label, share}...] */
+static void write_intents(sd_jout *o, const sd_snap_space *in,
+                          const sd_seg_answer *a) {
+  sd_jout_lit(o, "\"intents\":[");
+  for (int j = 0; j < a->n_intents; j++) {
+    int i = sd_snap_cluster_index(in, a->intent_id[j]);
+    if (j) sd_jout_lit(o, ",");
+    sd_jout_lit(o, "{\"id\":");
+    sd_jout_int(o, a->intent_id[j]);
+    sd_jout_lit(o, ",\"label\":");
+    sd_jout_str(o, i >= 0 ? in->clusters[i].label : NULL);
+    sd_jout_lit(o, ",\"share\":");
+    sd_jout_real(o, a->intent_share[j]);
+    sd_jout_lit(o, "}");
+  }
+  sd_jout_lit(o, "]");
+}
+
+/* "views":{text, behaviour, time, context: stored or not} */
+static void write_views(sd_jout *o, int bits) {
+  static const char *const key[SD_VIEWS] = {"{\"text\":", ",\"behaviour\":",
+                                            ",\"time\":", ",\"context\":"};
+  sd_jout_lit(o, "\"views\":");
+  for (int v = 0; v < SD_VIEWS; v++) {
+    sd_jout_raw(o, key[v], strlen(key[v]));
+    sd_jout_bool(o, bits >> v & 1);
+  }
+  sd_jout_lit(o, "}");
+}
+
+/* The segment answer (API.md) of answer data a, labels from snap, with
+ * the explanation when given. */
+static void write_answer(sd_jout *o, const sd_snapshot *snap,
+                         const char *user_id, const sd_seg_answer *a,
+                         json_t *explanation) {
+  sd_jout_lit(o, "{\"user_id\":");
+  sd_jout_str(o, user_id);
+  sd_jout_lit(o, ",\"model_version\":");
+  sd_jout_int(o, a->seg_version);
+  sd_jout_lit(o, ",\"updated_at\":");
+  sd_jout_time(o, a->updated_at);
+  sd_jout_lit(o, ",\"computed_at\":");
+  sd_jout_time(o, a->computed_at);
+  sd_jout_lit(o, ",");
+  write_segment(o, &snap->spaces[SD_SPACE_SEGMENTS], a);
+  sd_jout_lit(o, ",");
+  write_alternatives(o, &snap->spaces[SD_SPACE_SEGMENTS], a);
+  sd_jout_lit(o, ",");
+  write_intents(o, &snap->spaces[SD_SPACE_INTENTS], a);
+  sd_jout_lit(o, ",");
+  write_views(o, a->views);
+  if (explanation) {
+    char *e = json_dumps(explanation, JSON_COMPACT);
+    if (!e) o->err = SD_ENOMEM;
+    sd_jout_lit(o, ",\"explanation\":");
+    if (e) sd_jout_raw(o, e, strlen(e));
+    free(e);
+  }
+  sd_jout_lit(o, "}");
+}
+
+/* A read transaction opened by the first statement that needs one: one
+ * consistent view of the database and one lock round trip for several
+ * statements, none at all when every answer comes from the cache. */
+typedef struct {
+  int open;
+} read_txn;
+
+static void read_need(read_txn *t) {
+  sd_store *rd = t->open ? NULL : sd_store_reader();
+  if (rd && sd_store_exec(rd, "BEGIN") == 0) t->open = 1;
+}
+
+static void read_end(read_txn *t) {
+  sd_store *rd = t->open ? sd_store_reader() : NULL;
+  if (rd) sd_store_exec(rd, "COMMIT");
+  t->open = 0;
+}
+
+/* The data of user_id's segment answer into *a: from the lookup cache
+ * (lookup_cache.h) when it holds a valid copy, else computed (and kept).
+ * With want_explain it is always computed, since the explanation needs
+ * the user's vector: *explanation is set (NULL without a segment).
+ * 0, or SD_ENOTFOUND, SD_EDB, SD_ENOMEM. */
+static int segment_answer(const sd_config *cfg, const sd_snapshot *snap,
+                          const char *user_id, read_txn *txn, sd_seg_answer *a,
+                          json_t **explanation) {
+  int err = 0;
+  if (!explanation &&
+      sd_lookup_cache_get(user_id, snap->spaces[SD_SPACE_SEGMENTS].version,
+                          snap->spaces[SD_SPACE_INTENTS].version, sd_now_ms(),
+                          a))
+    return 0;
   sd_views_conf vc = sd_views_conf_of(cfg, snap->beh_idf);
   sd_user_buf ub;
   float *x = malloc(sizeof(float) * (size_t)sd_views_width(&vc));
   if (!x || sd_user_buf_init(&ub, &vc) < 0) {
     free(x);
-    return *err = SD_ENOMEM, NULL;
+    return SD_ENOMEM;
   }
-  user_row u = {.v = &ub.u};
-  json_t *o = NULL;
-  if ((*err = user_read(user_id, &vc, &u)) == 0) {
-    int any = sd_views_vector(&vc, &ub.u, x);
-    const sd_snap_space *sp = &snap->spaces[SD_SPACE_SEGMENTS];
-    o = json_pack("{s:s,s:I,s:o,s:o}", "user_id", user_id, "model_version",
-                  (json_int_t)sp->version, "updated_at", h_time(u.updated_at),
-                  "computed_at", h_time(sd_now_ms()));
-    if (o) {
-      segment_fields(o, snap, x, any, &u, want_explain, &vc);
-      json_object_set_new(o, "intents", u.n_texts > 0 /* else no query */
-                                            ? user_intents(user_id, snap)
-                                            : json_array());
-      json_object_set_new(o, "views", views_present(&ub.u));
-    } else {
-      *err = SD_ENOMEM;
-    }
-  }
+  sd_lookup_ticket t = sd_lookup_cache_ticket(user_id);
+  read_need(txn);
+  float margin = 0;
+  int i = answer_compute(snap, &vc, user_id, &ub, x, a, &margin, &err);
+  if (err == 0 && !explanation) sd_lookup_cache_put(user_id, t, a);
+  if (err == 0 && explanation)
+    *explanation = i < 0 ? NULL
+                         : explain(snap, &snap->spaces[SD_SPACE_SEGMENTS], &vc,
+                                   x, i, margin);
   sd_user_buf_free(&ub);
   free(x);
-  return o;
+  return err;
 }
 
-static int answer_error(sd_reply *rep, int err, const char *user_id) {
-  (void)user_id;
+static int answer_error(sd_reply *rep, int err) {
   return sd_reply_error(rep, err, err == SD_ENOTFOUND ? "unknown user" : NULL,
                         NULL);
-}
-
-/* One read transaction around several statements: one consistent view of
- * the database, and one lock round trip instead of one per statement. */
-static void read_begin(void) {
-  sd_store *rd = sd_store_reader();
-  if (rd) sd_store_exec(rd, "BEGIN");
-}
-
-static void read_end(void) {
-  sd_store *rd = sd_store_reader();
-  if (rd) sd_store_exec(rd, "COMMIT");
 }
 
 int h_user_segment(sd_req *req, sd_reply *rep) {
@@ -238,12 +349,17 @@ int h_user_segment(sd_req *req, sd_reply *rep) {
     return sd_reply_error(rep, SD_EINVAL, "explain must be true or false", NULL);
   sd_snapshot *snap = sd_snapshot_acquire();
   if (!snap) return sd_reply_error(rep, SD_ENOTREADY, NULL, NULL);
-  int err = 0;
-  read_begin();
-  json_t *o = segment_answer(req->cfg, snap, req->params[0], want, &err);
-  read_end();
+  read_txn txn = {0};
+  sd_seg_answer a;
+  json_t *expl = NULL;
+  int err = segment_answer(req->cfg, snap, req->params[0], &txn, &a,
+                           want ? &expl : NULL);
+  read_end(&txn);
+  sd_jout o = {0};
+  if (err == 0) write_answer(&o, snap, req->params[0], &a, expl);
+  json_decref(expl);
   sd_snapshot_release(snap);
-  return o ? sd_reply_json(rep, 200, o) : answer_error(rep, err, req->params[0]);
+  return err ? answer_error(rep, err) : h_reply_jout(rep, &o);
 }
 
 /* Checks the lookup body: {"user_ids": [1..1000 strings]}. */
@@ -276,6 +392,15 @@ static json_t *lookup_ids(sd_req *req, sd_reply *rep, json_t **body) {
   return ids;
 }
 
+/* {"user_id", "error"}: the lookup result of an id without an answer. */
+static void write_lookup_error(sd_jout *o, const char *user_id, int err) {
+  sd_jout_lit(o, "{\"user_id\":");
+  sd_jout_str(o, user_id);
+  sd_jout_lit(o, ",\"error\":");
+  sd_jout_str(o, sd_err_code(err));
+  sd_jout_lit(o, "}");
+}
+
 int h_segments_lookup(sd_req *req, sd_reply *rep) {
   json_t *body, *ids = lookup_ids(req, rep, &body);
   if (!ids) {
@@ -283,50 +408,65 @@ int h_segments_lookup(sd_req *req, sd_reply *rep) {
     return SD_EINVALID;
   }
   sd_snapshot *snap = sd_snapshot_acquire();
-  json_t *results = json_array();
+  sd_jout o = {0};
+  read_txn txn = {0};
   size_t i;
   json_t *v;
-  read_begin();
+  sd_jout_lit(&o, "{\"results\":[");
   json_array_foreach(ids, i, v) {
-    int err = 0;
     const char *uid = json_string_value(v);
-    json_t *o = snap ? segment_answer(req->cfg, snap, uid, 0, &err) : NULL;
-    if (!o)
-      o = json_pack("{s:s,s:s}", "user_id", uid, "error",
-                    sd_err_code(snap ? err : SD_ENOTREADY));
-    json_array_append_new(results, o);
+    sd_seg_answer a;
+    int err = snap ? segment_answer(req->cfg, snap, uid, &txn, &a, NULL)
+                   : SD_ENOTREADY;
+    if (i) sd_jout_lit(&o, ",");
+    if (err == 0) write_answer(&o, snap, uid, &a, NULL);
+    else write_lookup_error(&o, uid, err);
   }
-  read_end();
+  sd_jout_lit(&o, "]}");
+  read_end(&txn);
   sd_snapshot_release(snap);
   json_decref(body);
-  return sd_reply_json(rep, 200, json_pack("{s:o}", "results", results));
+  return h_reply_jout(rep, &o);
 }
 
 int h_user(sd_req *req, sd_reply *rep) {
   const char *uid = req->params[0];
   sd_snapshot *snap = sd_snapshot_acquire();
   if (!snap) return sd_reply_error(rep, SD_ENOTREADY, NULL, NULL);
-  int err = 0;
-  json_t *seg = segment_answer(req->cfg, snap, uid, 0, &err);
-  sd_snapshot_release(snap);
-  if (!seg) return answer_error(rep, err, uid);
+  read_txn txn = {0};
+  sd_seg_answer a;
   user_row u = {0}; /* counts only: no vectors */
   sd_views_conf vc = sd_views_conf_of(req->cfg, NULL);
-  if ((err = user_read(uid, &vc, &u)) < 0) {
-    json_decref(seg);
-    return answer_error(rep, err, uid);
+  int err = segment_answer(req->cfg, snap, uid, &txn, &a, NULL);
+  read_need(&txn);
+  if (err == 0) err = user_read(uid, &vc, &u);
+  read_end(&txn);
+  sd_jout o = {0};
+  if (err == 0) {
+    sd_jout_lit(&o, "{\"user_id\":");
+    sd_jout_str(&o, uid);
+    sd_jout_lit(&o, ",\"counts\":{\"events\":");
+    sd_jout_int(&o, u.n_events);
+    sd_jout_lit(&o, ",\"texts\":");
+    sd_jout_int(&o, u.n_texts);
+    sd_jout_lit(&o, "},");
+    write_views(&o, a.views);
+    sd_jout_lit(&o, ",\"first_seen\":");
+    sd_jout_time(&o, u.first_seen);
+    sd_jout_lit(&o, ",\"last_seen\":");
+    sd_jout_time(&o, u.last_seen);
+    sd_jout_lit(&o, ",\"updated_at\":");
+    sd_jout_time(&o, u.updated_at);
+    sd_jout_lit(&o, ",");
+    write_segment(&o, &snap->spaces[SD_SPACE_SEGMENTS], &a);
+    sd_jout_lit(&o, ",");
+    write_intents(&o, &snap->spaces[SD_SPACE_INTENTS], &a);
+    sd_jout_lit(&o, ",\"model_version\":");
+    sd_jout_int(&o, a.seg_version);
+    sd_jout_lit(&o, "}");
   }
-  json_t *o = json_pack("{s:s,s:{s:I,s:I},s:O,s:o,s:o,s:o,s:O,s:O,s:O}",
-                        "user_id", uid, "counts", "events", (json_int_t)u.n_events,
-                        "texts", (json_int_t)u.n_texts, "views",
-                        json_object_get(seg, "views"), "first_seen",
-                        h_time(u.first_seen), "last_seen", h_time(u.last_seen),
-                        "updated_at", h_time(u.updated_at), "segment",
-                        json_object_get(seg, "segment"), "intents",
-                        json_object_get(seg, "intents"), "model_version",
-                        json_object_get(seg, "model_version"));
-  json_decref(seg);
-  return sd_reply_json(rep, 200, o);
+  sd_snapshot_release(snap);
+  return err ? answer_error(rep, err) : h_reply_jout(rep, &o);
 }
 
 /* A text embedded by the remote embedder, now; 503 while it fails. */
@@ -399,15 +539,15 @@ int h_assign(sd_req *req, sd_reply *rep) {
                         "model_version", (json_int_t)sp->version);
   if (o && sp->has_model) {
     float sims[sp->k];
-    int best[ALTERNATIVES + 1];
-    h_rank(sp, x, sims, best, ALTERNATIVES + 1);
+    int best[SD_ANSWER_ALTS + 1];
+    h_rank(sp, x, sims, best, SD_ANSWER_ALTS + 1);
     json_t *in = h_cluster_ref(sp, best[0], sims[best[0]]);
     json_object_set_new(in, "confidence",
                         json_real(sd_confidence(sims[best[0]],
                                                 best[1] >= 0 ? sims[best[1]]
                                                              : -INFINITY)));
     json_object_set_new(o, "intent", in);
-    for (int j = 1; j <= ALTERNATIVES && best[j] >= 0; j++)
+    for (int j = 1; j <= SD_ANSWER_ALTS && best[j] >= 0; j++)
       json_array_append_new(json_object_get(o, "alternatives"),
                             h_cluster_ref(sp, best[j], sims[best[j]]));
   }

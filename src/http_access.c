@@ -40,10 +40,17 @@ int http_request_id_valid(const char *id) {
   return n >= 1 && n <= SD_REQUEST_ID_MAX && strspn(id, ok) == n;
 }
 
+/* 16 lower-case hex digits of v at p (no printf: once per request). */
+static void put_hex64(char *p, uint64_t v) {
+  for (int i = 15; i >= 0; i--, v >>= 4) p[i] = "0123456789abcdef"[v & 15];
+}
+
 void http_access_begin(http_access *a, const char *method, const char *url,
                        const char *client_id) {
   a->start_ns = sd_mono_ns();
-  snprintf(a->method, sizeof(a->method), "%s", method);
+  size_t m = strnlen(method, sizeof(a->method) - 1);
+  memcpy(a->method, method, m);
+  a->method[m] = 0;
   a->path = strndup(url, SD_ACCESS_PATH_MAX);
   a->route = -1;
   a->status = 0;
@@ -53,9 +60,9 @@ void http_access_begin(http_access *a, const char *method, const char *url,
     return;
   }
   uint64_t n = atomic_fetch_add_explicit(&id_seq, 1, memory_order_relaxed);
-  snprintf(a->id, sizeof(a->id), "%016llx%016llx",
-           (unsigned long long)mix(~id_seed),
-           (unsigned long long)mix(id_seed + (n + 1) * 0x9e3779b97f4a7c15ULL));
+  put_hex64(a->id, mix(~id_seed));
+  put_hex64(a->id + 16, mix(id_seed + (n + 1) * 0x9e3779b97f4a7c15ULL));
+  a->id[32] = 0;
 }
 
 /* A streamed body under a counter of the bytes it yields. */

@@ -17,6 +17,7 @@
  */
 #include "segmentd/log.h"
 #include "segmentd/err.h"
+#include "segmentd/json_out.h"
 
 #include <errno.h>
 #include <math.h>
@@ -78,22 +79,6 @@ static void put(line *b, const char *s) {
   b->len += n;
 }
 
-/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  size_t k = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-             : s[0] >= 0xe0                ? 3
-             : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-  if (!k || k > n) return 0;
-  for (size_t i = 1; i < k; i++)
-    if ((s[i] & 0xc0) != 0x80) return 0;
-  if ((k == 3 && s[0] == 0xe0 && s[1] < 0xa0) || /* overlong */
-      (k == 3 && s[0] == 0xed && s[1] >= 0xa0) || /* surrogate */
-      (k == 4 && s[0] == 0xf0 && s[1] < 0x90) ||
-      (k == 4 && s[0] == 0xf4 && s[1] >= 0x90))
-    return 0;
-  return k;
-}
-
 /* Copies s escaped (without quotes); cuts it with "..." when full. */
 static void put_escaped(line *b, const char *s) {
   const unsigned char *u = (const unsigned char *)s;
@@ -121,7 +106,7 @@ static void put_escaped(line *b, const char *s) {
       m = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", u[i]);
     } else if (u[i] < 0x80) {
       out = s + i, m = 1;
-    } else if ((k = utf8_len(u + i, n - i)) > 0) {
+    } else if ((k = sd_utf8_len(u + i, n - i)) > 0) {
       out = s + i, m = k;
     } else {
       out = "\\ufffd", m = 6, k = 1;
@@ -164,11 +149,11 @@ static void put_field(line *b, const sd_log_field *f) {
     return;
   }
   if (f->type == SD_LF_INT)
-    snprintf(num, sizeof(num), "%lld", f->i);
-  else if (f->type == SD_LF_NUMBER && isfinite(f->d))
-    snprintf(num, sizeof(num), "%.3f", f->d);
+    sd_fmt_int(num, f->i);
+  else if (f->type == SD_LF_NUMBER)
+    sd_fmt_fixed(num, f->d, 3, 0); /* "null" when not finite */
   else
-    snprintf(num, sizeof(num), "null");
+    memcpy(num, "null", 5);
   put(b, num);
 }
 
@@ -186,7 +171,14 @@ static void put_time(line *b) {
     strftime(tl_ts, sizeof(tl_ts), "%Y-%m-%dT%H:%M:%S", &tm);
     tl_sec = now.tv_sec;
   }
-  snprintf(out, sizeof(out), "%s.%03dZ", tl_ts, (int)(now.tv_nsec / 1000000L));
+  size_t n = strlen(tl_ts);
+  int ms = (int)(now.tv_nsec / 1000000L);
+  memcpy(out, tl_ts, n);
+  out[n] = '.';
+  out[n + 1] = (char)('0' + ms / 100);
+  out[n + 2] = (char)('0' + ms / 10 % 10);
+  out[n + 3] = (char)('0' + ms % 10);
+  memcpy(out + n + 4, "Z", 2);
   put(b, out);
 }
 

@@ -17,6 +17,7 @@
 #include "segmentd/err.h"
 #include "segmentd/http.h"
 #include "segmentd/log.h"
+#include "segmentd/lookup_cache.h"
 #include "segmentd/maint.h"
 #include "segmentd/notify.h"
 #include "segmentd/watch.h"
@@ -25,6 +26,9 @@
 
 #include <cblas.h>
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +39,8 @@ static void kick_notify(void *n) { sd_notify_kick(n); }
 
 #define OUTBOX_KEEP_MS (7 * 86400000LL) /* finished webhook rows kept */
 #define PRUNE_EVERY_MS 3600000LL
+#define TRIM_EVERY_MS 30000LL     /* free heap pages handed back this often */
+#define MMAP_THRESHOLD (256 * 1024) /* larger blocks: their own mappings */
 
 /* The maintenance thread's idle tick: drift checks when due, hourly
  * removal of webhook rows delivered (or given up) over a week ago, and a
@@ -46,7 +52,29 @@ typedef struct {
   int64_t pruned_at;
   const sd_config *cfg;
   int64_t retained_at;
+  int64_t trimmed_at;
 } housekeeping;
+
+/* glibc keeps freed heap memory: big blocks (training buffers, reply
+ * bodies) get their own mappings, returned when freed, at a fixed
+ * threshold (the default one grows after the first such free and then
+ * keeps them in the heap), and free pages are handed back periodically, so
+ * RSS follows what is in use. */
+static void heap_setup(void) {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+#endif
+}
+
+static void heap_trim(housekeeping *h, int64_t now) {
+#ifdef __GLIBC__
+  if (now - h->trimmed_at < TRIM_EVERY_MS) return;
+  h->trimmed_at = now;
+  malloc_trim(0);
+#else
+  (void)h, (void)now;
+#endif
+}
 
 static int prune_outbox(sd_core *c, void *arg) {
   int64_t deleted = 0;
@@ -59,6 +87,7 @@ static int prune_outbox(sd_core *c, void *arg) {
 static void tick(void *ud, int64_t now) {
   housekeeping *h = ud;
   sd_watch_tick(h->watch, now);
+  heap_trim(h, now);
   if (h->cfg->retention_days > 0 &&
       now - h->retained_at >= h->cfg->retention_interval * 1000) {
     sd_retention_stats st;
@@ -88,6 +117,13 @@ static int serve(const sd_config *cfg) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this */
   signal(SIGPIPE, SIG_IGN);
   sd_log_async_start(); /* on failure, lines are written synchronously */
+  heap_setup();
+  if (sd_lookup_cache_init((size_t)cfg->lookup_cache,
+                           cfg->lookup_cache_ttl * 1000) < 0) {
+    sd_log_error("no memory for --lookup-cache %ld", cfg->lookup_cache);
+    sd_log_async_stop();
+    return 1;
+  }
   if (sd_db_lock(cfg->db, &lock, msg, sizeof(msg)) < 0 ||
       sd_http_start(cfg, NULL, &http, msg, sizeof(msg)) < 0 ||
       sd_core_start(cfg, &core, msg, sizeof(msg)) < 0 ||
@@ -104,11 +140,12 @@ static int serve(const sd_config *cfg) {
     sd_maint_free(maint);
     sd_core_free(core);
     sd_db_unlock(lock);
+    sd_lookup_cache_free();
     sd_log_async_stop();
     return 1;
   }
   sd_core_set_maint(core, maint);
-  housekeeping hk = {watch, core, 0, cfg, 0};
+  housekeeping hk = {watch, core, 0, cfg, 0, 0};
   sd_maint_set_tick(maint, tick, &hk);
   sd_core_on_outbox(core, kick_notify, notify);
   sd_services svc = {core, maint, embedq, watch, notify};
@@ -131,6 +168,7 @@ static int serve(const sd_config *cfg) {
   sd_watch_free(watch);
   sd_core_free(core);
   sd_db_unlock(lock);
+  sd_lookup_cache_free();
   sd_log_info("stopped cleanly");
   sd_log_async_stop();
   return 0;

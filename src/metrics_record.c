@@ -14,6 +14,7 @@
 
 #include "segmentd/http.h"
 #include "segmentd/ingest.h"
+#include "segmentd/lookup_cache.h"
 #include "segmentd/metrics.h"
 #include "segmentd/snapshot.h"
 
@@ -195,9 +196,26 @@ static void render_reclusters(mbuf *b) {
     }
 }
 
+static void render_lookup_cache(mbuf *b) {
+  sd_lookup_cache_stats st;
+  sd_lookup_cache_stats_get(&st);
+  mt_metric(b, "segmentd_lookup_cache_hits_total", "counter",
+            "Segment answers served from the lookup cache.", (double)st.hits);
+  mt_metric(b, "segmentd_lookup_cache_misses_total", "counter",
+            "Segment answers computed from the database (not kept, changed "
+            "since, older than --lookup-cache-ttl, or a new model).",
+            (double)st.misses);
+  mt_metric(b, "segmentd_lookup_cache_evictions_total", "counter",
+            "Answers dropped to make room (--lookup-cache entries).",
+            (double)st.evictions);
+  mt_metric(b, "segmentd_lookup_cache_entries", "gauge",
+            "Segment answers kept in the lookup cache.", (double)st.entries);
+}
+
 void metrics_render_recorded(mbuf *b) {
   render_requests(b);
   render_ingest(b);
   render_writer(b);
   render_reclusters(b);
+  render_lookup_cache(b);
 }

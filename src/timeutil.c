@@ -3,6 +3,7 @@
 #include "segmentd/err.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t sd_now_ms(void) {
@@ -92,12 +93,42 @@ int sd_time_parse(const char *s, size_t len, int64_t *ms) {
   return 0;
 }
 
+/* The proleptic Gregorian date of a day count since 1970-01-01
+ * (Hinnant's algorithm, the inverse of days_from_civil). */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* n decimal digits of v, zero-padded, at p. */
+static void put_digits(char *p, int64_t v, int n) {
+  while (n-- > 0) {
+    p[n] = (char)('0' + v % 10);
+    v /= 10;
+  }
+}
+
+/* Without gmtime_r and printf: this runs for every answer on the lookup
+ * path (gmtime_r takes the time zone lock). */
 void sd_time_format(int64_t ms, char out[48]) {
   if (ms < 0) ms = 0;
-  time_t secs = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-           tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+  if (ms > SD_TIME_MAX_MS) ms = SD_TIME_MAX_MS; /* four-digit years */
+  int64_t secs = ms / 1000, days = secs / 86400, sod = secs % 86400, y;
+  int mo, d;
+  civil_from_days(days, &y, &mo, &d);
+  memcpy(out, "0000-00-00T00:00:00.000Z", 25);
+  put_digits(out, y, 4);
+  put_digits(out + 5, mo, 2);
+  put_digits(out + 8, d, 2);
+  put_digits(out + 11, sod / 3600, 2);
+  put_digits(out + 14, sod / 60 % 60, 2);
+  put_digits(out + 17, sod % 60, 2);
+  put_digits(out + 20, ms % 1000, 3);
 }

@@ -110,6 +110,9 @@ typedef struct {
   long retention_days;       /* 0 = keep forever */
   long retention_batch;      /* rows per writer transaction */
   long retention_interval;   /* seconds between runs */
+  /* segment answer cache (lookup_cache.h) */
+  long lookup_cache;         /* entries; 0 = off */
+  long lookup_cache_ttl;     /* seconds */
 } sd_config;
 
 /* 1 when texts are embedded by a remote OpenAI-compatible server. */

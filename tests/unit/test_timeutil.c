@@ -3,9 +3,35 @@
 #include "segmentd/err.h"
 #include "segmentd/timeutil.h"
 
+#include <stdio.h>
+#include <time.h>
+
 static int64_t p(const char *s) {
   int64_t ms = -1;
   return sd_time_parse(s, strlen(s), &ms) == 0 ? ms : -1;
+}
+
+/* sd_time_format (its own calendar arithmetic) against gmtime_r and
+ * strftime over the whole range, leap days and the ends included. */
+static void format_matches_gmtime(void) {
+  int64_t edge[] = {0, 951782400000LL /* 2000-02-29 */, 4107542399999LL,
+                    SD_TIME_MAX_MS};
+  uint64_t x = 88172645463325252ULL;
+  for (int i = 0; i < 20000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int64_t ms = i < 4 ? edge[i] : (int64_t)(x % (uint64_t)SD_TIME_MAX_MS);
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    char want[64], got[48];
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(want + n, sizeof(want) - n, ".%03dZ", (int)(ms % 1000));
+    sd_time_format(ms, got);
+    if (strcmp(got, want)) {
+      CHECK_STR(got, want);
+      return;
+    }
+  }
 }
 
 int main(void) {
@@ -33,5 +59,6 @@ int main(void) {
   sd_time_format(1795773600123LL, out);
   CHECK_STR(out, "2026-11-27T10:00:00.123Z");
   CHECK_INT(p(out), 1795773600123LL); /* round trip */
+  format_matches_gmtime();
   return check_done("test_timeutil");
 }
