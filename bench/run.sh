@@ -264,6 +264,11 @@ wrk_run() { # url conns seconds -> "rps p50_ms p99_ms non2xx"
     /Non-2xx/ {bad = $NF}
     END {printf "%s %.3f %.3f %d\n", rps, p50, p99, bad}'
 }
+metric() { # name -> value in a /metrics scrape (0 when absent)
+  curl -s "$url/metrics" | awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'
+}
+hits0=$(metric segmentd_lookup_cache_hits_total)
+miss0=$(metric segmentd_lookup_cache_misses_total)
 for c in 8 64; do
   log "lookups, wrk -c$c ${DUR}s: ceiling_http, then segmentd"
   read -r r a p b < <(wrk_run "$curl_ceil" "$c" "$DUR")
@@ -273,11 +278,16 @@ for c in 8 64; do
   fig "sd_c${c}_non2xx" "$b"
 done
 
+fig cache_hits "$(( $(metric segmentd_lookup_cache_hits_total) - hits0 ))"
+fig cache_misses "$(( $(metric segmentd_lookup_cache_misses_total) - miss0 ))"
 log "batch lookup: 1,000 ids, median of 20"
 bl=$("$bb/loadgen" lookup "$url" "$USERS" 1000 20)
 fig batch_ms "$(jget "$bl" ms_median)"
 fig batch_p90_ms "$(jget "$bl" ms_p90)"
 fig batch_found "$(jget "$bl" found_share)"
+fig batch_server_ms "$(jget "$bl" server_ms_median)"
+fig batch_repeat_ms "$(jget "$bl" repeat_ms_median)"
+fig batch_repeat_server_ms "$(jget "$bl" repeat_server_ms_median)"
 kill "$ceil_pid" 2>/dev/null || true
 wait "$ceil_pid" 2>/dev/null || true
 

@@ -52,9 +52,14 @@ def main():
     sd, ce = g("sd_c64_p99"), g("ceil_c64_p99")
     add("lookup p99 ms, -c64", num(sd, "{:.2f}"), num(ce, "{:.2f}"),
         ratio(sd, ce), "(info)", None)
-    b = g("batch_ms")
-    add("batch lookup 1,000 ids, ms (client side, median of 20)",
+    b, c = g("batch_server_ms"), g("batch_ms")
+    add("batch lookup 1,000 new random ids, ms server time (Server-Timing; "
+        "client side %s), median of 20" % num(c, "{:.1f}"),
         num(b, "{:.1f}"), "-", None, "<= 5 ms", b is not None and b <= 5)
+    b, c = g("batch_repeat_server_ms"), g("batch_repeat_ms")
+    add("the same batch again at once (from the lookup cache), ms server "
+        "time (client side %s)" % num(c, "{:.1f}"),
+        num(b, "{:.1f}"), "-", None, "(info)", None)
     sd, ce = g("ingest_rows_s"), g("sqlite_rows_s")
     r = ratio(sd, ce)
     add("event ingest rows/s (%s events, batches of 1,000, 4 clients)"
@@ -159,14 +164,16 @@ def main():
     md.append("")
     md.append("Other figures: ceiling_sgemm best call %s ms (1 thread, %s "
               "GFLOP/s at the median), %s ms (2 threads); lookup p50 -c8 %s ms "
-              "(ceiling %s), -c64 %s ms (ceiling %s); batch lookup p90 %s ms; "
+              "(ceiling %s), -c64 %s ms (ceiling %s); lookup cache over the wrk "
+              "runs: %s hits, %s misses; batch lookup p90 %s ms; "
               "event ingest batch p99 %s ms; text batch p99 %s ms; load of "
               "the remaining events (batches of 10,000) %s rows/s; segmentd "
               "stop (SIGTERM to exit) %.2f s; RSS empty %s MiB, after restart "
               "%s MiB; database %s MiB.\n" % (
                   f["sgemm1_best"], f["sgemm1_gflops"], f["sgemm2_best"],
                   f["sd_c8_p50"], f["ceil_c8_p50"], f["sd_c64_p50"],
-                  f["ceil_c64_p50"], f["batch_p90_ms"], f["ingest_p99_ms"],
+                  f["ceil_c64_p50"], num(g("cache_hits")),
+                  num(g("cache_misses")), f["batch_p90_ms"], f["ingest_p99_ms"],
                   f["texts_p99_ms"], num(g("load_rows_s")), g("stop_s"),
                   num(g("rss_empty_kb") / 1024), num(g("rss_restart_kb") / 1024),
                   f["db_mib"]))

@@ -18,6 +18,7 @@
 #include "http_int.h"
 #include "http_access.h"
 #include "segmentd/err.h"
+#include "segmentd/json_out.h"
 #include "segmentd/log.h"
 #include "segmentd/timeutil.h"
 
@@ -81,6 +82,14 @@ const char *sd_req_query(const sd_req *req, const char *key) {
                                      MHD_GET_ARGUMENT_KIND, key);
 }
 
+/* Server-Timing: app;dur=<ms from the request's start to its reply>
+ * (W3C Server Timing), so clients can tell server time from network. */
+static void server_timing(struct MHD_Response *resp, const http_access *a) {
+  char v[64] = "app;dur=";
+  sd_fmt_fixed(v + 8, (double)(sd_mono_ns() - a->start_ns) / 1e6, 3, 0);
+  MHD_add_response_header(resp, "Server-Timing", v);
+}
+
 const char *sd_req_header(const sd_req *req, const char *name) {
   return MHD_lookup_connection_value((struct MHD_Connection *)req->conn,
                                      MHD_HEADER_KIND, name);
@@ -118,6 +127,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, conn_req *r) {
                           rep->content_type ? rep->content_type
                                             : "application/json");
   MHD_add_response_header(resp, "X-Request-Id", r->access.id);
+  server_timing(resp, &r->access);
   if (rep->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
   if (rep->www_auth)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, rep->www_auth);

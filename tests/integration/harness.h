@@ -47,6 +47,7 @@ typedef struct http_resp {
   char retry_after[32];
   char connection[32];
   char request_id[256]; /* X-Request-Id */
+  char server_timing[64]; /* Server-Timing */
   char errbuf[256];
   char www_authenticate[256];
 } http_resp;

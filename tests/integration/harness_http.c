@@ -102,7 +102,7 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) { /* new response (100, 200) */
     r->content_type[0] = r->allow[0] = '\0';
     r->retry_after[0] = r->connection[0] = r->www_authenticate[0] = '\0';
-    r->request_id[0] = '\0';
+    r->request_id[0] = r->server_timing[0] = '\0';
     return n;
   }
   http_copy_header(ptr, n, "www-authenticate", r->www_authenticate,
@@ -115,6 +115,8 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   http_copy_header(ptr, n, "connection", r->connection, sizeof r->connection);
   http_copy_header(ptr, n, "x-request-id", r->request_id,
                    sizeof r->request_id);
+  http_copy_header(ptr, n, "server-timing", r->server_timing,
+                   sizeof r->server_timing);
   return n;
 }
 

@@ -93,6 +93,12 @@ static void request(const char *method, const char *path, const char *body,
   json_t *d = json_object_get(j, "duration_ms");
   CHECK(json_is_number(d) && json_number_value(d) >= 0 &&
         json_number_value(d) < 60000);
+  /* Server-Timing: the time to the reply, within the access line's */
+  CHECK(!strncmp(r.server_timing, "app;dur=", 8));
+  char *end;
+  double st = strtod(r.server_timing + 8, &end);
+  CHECK(end != r.server_timing + 8 && *end == 0 && st >= 0 &&
+        st <= json_number_value(d) + 0.001);
   json_decref(j);
   http_resp_free(&r);
 }
