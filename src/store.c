@@ -93,7 +93,8 @@ int sd_store_open(const char *path, sd_store **out, char *msg, size_t msglen) {
   if (sqlite3_exec(s->db,
                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                    "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
-                   "PRAGMA cache_size=-65536",
+                   "PRAGMA cache_size=-65536; "
+                   "PRAGMA journal_size_limit=67108864",
                    0, 0, &err) != SQLITE_OK) {
     snprintf(msg, msglen, "cannot configure %s: %s", path,
              err ? err : sqlite3_errmsg(s->db));
