@@ -418,21 +418,57 @@ int sd_config_parse(sd_config *c, int argc, char **argv, FILE *err,
   return 0;
 }
 
+/* Prints text wrapped at HELP_WIDTH columns, every line indented. */
+#define HELP_WIDTH 78
+static void put_wrapped(FILE *out, const char *text, int indent) {
+  const char *p = text;
+  while (*p) {
+    size_t room = (size_t)(HELP_WIDTH - indent), n = strlen(p);
+    if (n > room) { /* cut at the last space that fits */
+      n = room;
+      while (n > 0 && p[n] != ' ') n--;
+      if (n == 0) n = strcspn(p, " "); /* one long word */
+    }
+    fprintf(out, "%*s%.*s\n", indent, "", (int)n, p);
+    p += n;
+    while (*p == ' ') p++;
+  }
+}
+
+static const char USAGE_DESCRIPTION[] =
+    "serve runs the HTTP API on --listen with its database in --db (created "
+    "and migrated at start) until SIGTERM or SIGINT, then drains and stops. "
+    "reembed marks every stored text for re-embedding with the embedder the "
+    "flags name; run it with the server stopped, then serve with the same "
+    "flags does the work. Every flag can also be set by its environment "
+    "variable; a flag given on the command line wins.";
+
 void sd_config_usage(FILE *out) {
-  fprintf(out,
-          "usage: segmentd serve [flags]\n"
-          "       segmentd reembed [flags]   re-embed every stored text with the\n"
-          "                                  embedder the flags name (server stopped);\n"
-          "                                  `serve` with the same flags does the work\n"
-          "       segmentd routes            list every route and the API key\n"
-          "                                  scope it needs\n"
-          "       segmentd --help | --version\n\n"
-          "Every flag can also be set by its environment variable.\n\n");
+  fprintf(out, "NAME\n    segmentd serve - serve the HTTP API\n"
+               "    segmentd reembed - re-embed every stored text (server "
+               "stopped)\n\n"
+               "SYNOPSIS\n    segmentd serve [OPTIONS]\n"
+               "    segmentd reembed [OPTIONS]\n\nDESCRIPTION\n");
+  put_wrapped(out, USAGE_DESCRIPTION, 4);
+  fprintf(out, "\nOPTIONS\n");
   for (size_t i = 0; i < OPT_N; i++) {
     const opt_row *o = &opt_rows[i];
-    fprintf(out, "  --%-18s %-26s %s (default: %s)\n", o->flag, o->env,
-            o->help, o->def ? o->def : "unset");
+    char tail[160];
+    fprintf(out, "    --%s %s\n", o->flag,
+            o->type == OPT_STR ? "VALUE" : o->type == OPT_LONG ? "N" : "X");
+    put_wrapped(out, o->help, 12);
+    snprintf(tail, sizeof(tail), "Environment: %s. Default: %s.", o->env,
+             o->def ? o->def : "unset");
+    put_wrapped(out, tail, 12);
   }
+  fprintf(out, "    -h, --help\n%12sprint this help and exit\n\n"
+               "EXIT STATUS\n    0   stopped cleanly\n"
+               "    1   start failure (database, port, embedder: see the log)\n"
+               "    2   usage error: unknown flag or bad value\n\n"
+               "EXAMPLES\n    segmentd serve --listen 127.0.0.1:8080 --db "
+               "var/segmentd.db\n"
+               "    SEGMENTD_API_KEYS='k1:read+ingest' segmentd serve\n"
+               "    segmentd routes\n", "");
 }
 
 json_t *sd_config_json(const sd_config *c) {

@@ -279,7 +279,8 @@ static void check_misc(void) {
   }
   static const char *const helps[] = {"--help", "import --help", "export --help",
                                       "migrate --help", "recluster --help",
-                                      "version --help"};
+                                      "version --help", "serve --help",
+                                      "reembed --help"};
   for (size_t i = 0; i < sizeof(helps) / sizeof(*helps); i++) {
     CHECK_INT(cli(helps[i], out, sizeof(out)), 0);
     CHECK(i == 0 ? strstr(out, "recluster") != NULL
