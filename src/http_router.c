@@ -76,23 +76,25 @@ static int split(char *s, char **seg) {
   }
 }
 
-/* Does the pattern match these path segments? Fills params. */
+/* Does the pattern match these path segments? Fills params. Walks the
+ * pattern in place (no copy: this runs for every route of every request). */
 static int route_match(const char *pattern, char **seg, int nseg,
                        const char **params, int *np) {
-  char buf[128], *pseg[MAX_SEGS];
-  snprintf(buf, sizeof(buf), "%s", pattern);
-  int n = split(buf, pseg);
-  if (n != nseg) return 0;
+  const char *p = pattern;
+  if (*p++ != '/') return 0;
   *np = 0;
-  for (int i = 0; i < n; i++) {
-    if (!strcmp(pseg[i], "{}")) {
+  for (int i = 0; i < nseg; i++) {
+    size_t len = strcspn(p, "/");
+    if (len == 2 && p[0] == '{' && p[1] == '}') {
       if (!seg[i][0] || *np == SD_MAX_PARAMS) return 0;
       params[(*np)++] = seg[i];
-    } else if (strcmp(pseg[i], seg[i]) != 0) {
+    } else if (strncmp(p, seg[i], len) != 0 || seg[i][len] != 0) {
       return 0;
     }
+    p += len;
+    if (i + 1 < nseg && *p++ != '/') return 0;
   }
-  return 1;
+  return *p == 0;
 }
 
 sd_handler sd_route(sd_req *req, sd_reply *rep) {

@@ -405,6 +405,22 @@ static float *population_mean(const sd_space *sp, sd_snapshot *snap) {
   return m;
 }
 
+/* Whether a ranking is kept for TERMS_EVERY_MS: one taken while members
+ * were still arriving (after a model install, during re-assignment) left a
+ * cluster with members but no terms, and the next snapshot ranks again, up
+ * to TERMS_RETRIES times in a row (a cluster may have no words at all). */
+#define TERMS_RETRIES 8
+static int terms_settled(sd_space *sp) {
+  for (int i = 0; i < sp->k; i++)
+    if (sp->sizes[i] > 0 && !sp->top_cache[(size_t)i * SD_TOP_TERMS] &&
+        sp->terms_retries < TERMS_RETRIES) {
+      sp->terms_retries++;
+      return 0;
+    }
+  sp->terms_retries = 0;
+  return 1;
+}
+
 int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
                       int64_t now) {
   memset(out, 0, sizeof(*out));
@@ -431,7 +447,7 @@ int sd_space_snapshot(sd_space *sp, sd_snapshot *snap, sd_snap_space *out,
   memcpy(out->centroids, sp->centroids, sizeof(float) * kd);
   if (sp->terms && (sp->terms_at == 0 || now - sp->terms_at >= TERMS_EVERY_MS)) {
     if (sd_terms_top(sp->terms, sp->k, SD_TOP_TERMS, sp->top_cache) == 0)
-      sp->terms_at = now;
+      sp->terms_at = terms_settled(sp) ? now : 0;
   }
   float *mean = sp->terms ? NULL : population_mean(sp, snap);
   if (!sp->terms && !mean) return SD_ENOMEM;

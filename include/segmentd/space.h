@@ -60,6 +60,7 @@ typedef struct {
   int32_t next_id;
   sd_terms *terms;          /* intents only */
   int64_t terms_at;         /* when top terms were last ranked */
+  int terms_retries;        /* incomplete rankings in a row (space.c) */
   const char **top_cache;   /* k x SD_TOP_TERMS ranked terms (intents) */
 } sd_space;
 
