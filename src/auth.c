@@ -27,6 +27,7 @@
 typedef struct {
   unsigned char digest[32];
   int scopes;
+  char name[48]; /* where it was given: "SEGMENTD_API_KEYS entry 2" */
 } auth_key;
 
 struct sd_auth {
@@ -107,7 +108,7 @@ static int find(const sd_auth *a, const unsigned char d[32]) {
 
 /* One "key:scope+scope" entry (already trimmed). */
 static int add_entry(sd_auth *a, const char *s, size_t len, const char *where,
-                     char *msg, size_t msglen) {
+                     const char *name, char *msg, size_t msglen) {
   const char *colon = memchr(s, ':', len);
   size_t klen = colon ? (size_t)(colon - s) : len;
   int scopes = 0;
@@ -136,6 +137,7 @@ static int add_entry(sd_auth *a, const char *s, size_t len, const char *where,
     a->keys = nk, a->cap = nc;
   }
   memcpy(a->keys[a->n].digest, d, 32);
+  snprintf(a->keys[a->n].name, sizeof(a->keys[a->n].name), "%s", name);
   a->keys[a->n++].scopes = scopes;
   OPENSSL_cleanse(d, sizeof(d));
   return 0;
@@ -156,7 +158,7 @@ static int parse_env(sd_auth *a, const char *v, char *msg, size_t msglen) {
     snprintf(where, sizeof(where), "SEGMENTD_API_KEYS entry %d", ++entry);
     trim(&s, &len);
     if (len) {
-      int rc = add_entry(a, s, len, where, msg, msglen);
+      int rc = add_entry(a, s, len, where, where, msg, msglen);
       if (rc < 0) return rc;
     }
     p = comma ? comma + 1 : NULL;
@@ -174,9 +176,10 @@ static int parse_line(sd_auth *a, char *line, const char *path, int no,
   size_t len = strlen(line);
   trim(&s, &len);
   if (!len) return 0;
-  char where[300];
+  char where[300], name[48];
   snprintf(where, sizeof(where), "%s line %d", path, no);
-  return add_entry(a, s, len, where, msg, msglen);
+  snprintf(name, sizeof(name), "--api-keys-file line %d", no);
+  return add_entry(a, s, len, where, name, msg, msglen);
 }
 
 static int parse_file(sd_auth *a, const char *path, char *msg, size_t msglen) {
@@ -229,6 +232,10 @@ void sd_auth_free(sd_auth *a) {
 }
 
 size_t sd_auth_count(const sd_auth *a) { return a ? a->n : 0; }
+
+const char *sd_auth_key_name(const sd_auth *a, int key) {
+  return a && key >= 0 && (size_t)key < a->n ? a->keys[key].name : NULL;
+}
 
 size_t sd_auth_count_scope(const sd_auth *a, int s) {
   size_t n = 0;

@@ -10,7 +10,10 @@
  * whose similarity is below its cluster's radius (the --outlier-quantile
  * of the baseline members' similarities) the outlier ring. Both rings keep
  * one slot per entity (a user updated again replaces its slot). Everything is reset when a new model's reference arrives, since
- * cluster indexes and the vector space may have changed.
+ * cluster indexes and the vector space may have changed, and when a
+ * baseline is pinned by hand (drift_baseline.c builds it, and it arrives
+ * as a reference of the same model), so that checks compare it only with
+ * points assigned after it.
  */
 #include "drift_int.h"
 
@@ -169,15 +172,18 @@ static int ref_copy(drift_ref *r, const sd_drift_ref *in, size_t cap,
   memcpy(r->ids, in->ids, sizeof(int32_t) * k);
   memcpy(r->centroids, in->centroids, sizeof(float) * k * dim);
   for (size_t c = 0; c < k; c++) r->counts[c] = in->counts[c], r->radius[c] = -2;
+  r->pin = in->pin ? *in->pin : (sd_drift_pin){SD_DRIFT_BASE_MODEL, 0, ""};
   r->base_done = in->baseline >= 2 && in->base_sum && in->base_sim;
   for (size_t c = 0; c < k && r->base_done; c++) {
     r->base[c] = in->counts[c], r->base_n += (size_t)in->counts[c];
     r->base_sim[c] = in->base_sim[c];
   }
   if (r->base_done) memcpy(r->base_sum, in->base_sum, sizeof(float) * k * dim);
-  memcpy(r->x, in->x, sizeof(float) * n * dim);
-  memcpy(r->label, in->label, sizeof(int32_t) * n);
-  memcpy(r->sim, in->sim, sizeof(float) * n);
+  if (n) { /* an empty stored baseline's blobs read as NULL */
+    memcpy(r->x, in->x, sizeof(float) * n * dim);
+    memcpy(r->label, in->label, sizeof(int32_t) * n);
+    memcpy(r->sim, in->sim, sizeof(float) * n);
+  }
   return r->baseline ? ref_radii(r, q) : 0;
 }
 
@@ -200,6 +206,7 @@ int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *in) {
   ring_clear(&s->out);
   ring_clear(&s->recent);
   s->mmd_streak = 0;
+  s->epoch++;
   pthread_mutex_unlock(&s->mu);
   return 0;
 }
@@ -290,29 +297,24 @@ int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
   return done;
 }
 
-int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
-                      int32_t **label, float **sim, size_t *n, float *counts,
-                      float *base_sum, float *base_sim, int *level) {
+int sd_drift_baseline(sd_drift *d, int space, sd_drift_base *out) {
   drift_space *s = &d->spaces[space];
   pthread_mutex_lock(&s->mu);
   const drift_ref *r = &s->ref;
-  *level = r->baseline ? (r->base_done ? 2 : 1) : 0;
-  for (int c = 0; c < r->k; c++) {
-    counts[c] = (float)(r->base_done ? r->base[c] : r->counts[c]);
-    base_sim[c] = (float)r->base_sim[c];
-  }
-  memcpy(base_sum, r->base_sum, sizeof(float) * (size_t)r->k * (size_t)s->dim);
   size_t rows = r->baseline ? r->n : 0, dim = (size_t)s->dim;
-  *version = r->version;
-  *n = rows;
-  *x = malloc(sizeof(float) * (rows ? rows : 1) * dim);
-  *label = malloc(sizeof(int32_t) * (rows ? rows : 1));
-  *sim = malloc(sizeof(float) * (rows ? rows : 1));
-  int rc = *x && *label && *sim ? 0 : SD_ENOMEM;
+  int rc = drift_base_alloc(out, rows, r->k, s->dim);
   if (rc == 0) {
-    memcpy(*x, r->x, sizeof(float) * rows * dim);
-    memcpy(*label, r->label, sizeof(int32_t) * rows);
-    memcpy(*sim, r->sim, sizeof(float) * rows);
+    out->version = r->version;
+    out->level = r->baseline ? (r->base_done ? 2 : 1) : 0;
+    out->pin = r->pin;
+    for (int c = 0; c < r->k; c++) {
+      out->counts[c] = (float)(r->base_done ? r->base[c] : r->counts[c]);
+      out->base_sim[c] = (float)r->base_sim[c];
+    }
+    memcpy(out->base_sum, r->base_sum, sizeof(float) * (size_t)r->k * dim);
+    memcpy(out->x, r->x, sizeof(float) * rows * dim);
+    memcpy(out->label, r->label, sizeof(int32_t) * rows);
+    memcpy(out->sim, r->sim, sizeof(float) * rows);
   }
   pthread_mutex_unlock(&s->mu);
   return rc;

@@ -137,6 +137,7 @@ static int take(drift_space *s, drift_work *w) {
   if (rc == 0) rc = copy_ring(&w->recent, &s->recent, w->dim);
   w->new_points = s->new_points;
   w->streak = s->mmd_streak;
+  w->epoch = s->epoch;
   if (rc == 0) s->new_points = 0;
   pthread_mutex_unlock(&s->mu);
   return rc;
@@ -157,13 +158,19 @@ sd_drift_check *drift_add_check(sd_drift_report *r, const char *kind,
   return c;
 }
 
-void sd_drift_report_free(sd_drift_report *r) {
-  if (!r) return;
+static void drop_checks(sd_drift_report *r) {
   for (size_t i = 0; i < r->n; i++) {
     free(r->checks[i].centroid);
     json_decref(r->checks[i].detail);
   }
   free(r->checks);
+  r->checks = NULL;
+  r->n = 0;
+}
+
+void sd_drift_report_free(sd_drift_report *r) {
+  if (!r) return;
+  drop_checks(r);
   memset(r, 0, sizeof(*r));
 }
 
@@ -454,8 +461,11 @@ int sd_drift_run(sd_drift *d, int space, sd_drift_report *out) {
   if (rc == 0 && w.ref.version > 0) {
     rc = run_checks(d, &w, out);
     pthread_mutex_lock(&s->mu);
-    if (rc == 0 && s->ref.version == w.ref.version) s->mmd_streak = w.streak;
+    int same = s->epoch == w.epoch;
+    if (rc == 0 && same) s->mmd_streak = w.streak;
     pthread_mutex_unlock(&s->mu);
+    if (!same) drop_checks(out); /* a new model or pin came meanwhile:
+                                    these compared with the old one */
   }
   work_free(&w);
   pthread_mutex_unlock(&s->check_mu);

@@ -1,7 +1,7 @@
 /*
  * drift_int.h -- internals shared by drift.c (windows), drift_detect.c
- * (distribution and per-cluster detectors) and drift_emerging.c (emerging
- * clusters).
+ * (distribution and per-cluster detectors), drift_emerging.c (emerging
+ * clusters) and drift_baseline.c (baselines pinned by hand).
  */
 #ifndef SEGMENTD_DRIFT_INT_H
 #define SEGMENTD_DRIFT_INT_H
@@ -32,6 +32,7 @@ typedef struct {
   double *base_sim; /* k: their similarities summed per cluster */
   size_t base_n, base_cap;
   int base_done;    /* base holds them all: shares compare with it */
+  sd_drift_pin pin; /* where the baseline comes from (drift_baseline.c) */
 } drift_ref;
 
 /* A ring of points with their entity's id and text, one slot per entity
@@ -56,6 +57,8 @@ typedef struct {
   drift_ring out;           /* outliers: below their cluster's radius */
   drift_ring recent;        /* the latest --drift-sample window points */
   int mmd_streak;           /* drifted MMD checks in a row */
+  unsigned epoch;           /* bumped by every new reference (a new model
+                               or a pinned baseline) */
 } drift_space;
 
 struct sd_drift {
@@ -85,6 +88,7 @@ typedef struct {
   drift_pool out;     /* the outliers */
   drift_pool recent;  /* the latest window points */
   int streak;
+  unsigned epoch;     /* the space's when copied */
 } drift_work;
 
 /* A new check appended to r (zeroed but for kind, method, cluster); NULL
@@ -93,6 +97,10 @@ sd_drift_check *drift_add_check(sd_drift_report *r, const char *kind,
                                 const char *method, int64_t cluster);
 /* A malloc'd copy of len bytes (1 byte when len is 0); NULL on ENOMEM. */
 void *drift_dup(const void *p, size_t len);
+
+/* drift_baseline.c: room for a baseline of n rows of k clusters in dim
+ * dimensions (zeroed counts and sums). 0 or SD_ENOMEM (b then empty). */
+int drift_base_alloc(sd_drift_base *b, size_t n, int k, int dim);
 
 /* drift_emerging.c: the emerging_cluster checks of one space. */
 int drift_check_emerging(const sd_drift *dr, const drift_work *w,

@@ -36,9 +36,12 @@ int h_cluster_members(sd_req *req, sd_reply *rep);
 int h_map(sd_req *req, sd_reply *rep);
 int h_cluster_patch(sd_req *req, sd_reply *rep);
 int h_user_delete(sd_req *req, sd_reply *rep);
-/* handlers_drift.c: drift checks and the alert history. */
+/* handlers_drift.c: drift checks and the alert history;
+ * handlers_drift_baseline.c: a space's drift baseline, and pinning it. */
 int h_drift(sd_req *req, sd_reply *rep);
 int h_alerts(sd_req *req, sd_reply *rep);
+int h_drift_baseline(sd_req *req, sd_reply *rep);
+int h_drift_baseline_pin(sd_req *req, sd_reply *rep);
 /* handlers_experiments.c: experiment definitions, stopping, assignment;
  * handlers_outcomes.c: conversion per segment and experiment results. */
 int h_experiment_create(sd_req *req, sd_reply *rep);
@@ -77,5 +80,23 @@ void h_rank(const sd_snap_space *sp, const float *x, float *sims, int *best,
             int n);
 /* {"id","label","similarity"} of cluster index i of sp. */
 json_t *h_cluster_ref(const sd_snap_space *sp, int i, float sim);
+
+/* A 422 invalid_field whose message is problem and whose details name
+ * the field; returns SD_EINVALID. */
+int h_field_error(sd_reply *rep, const char *field, const char *problem);
+
+/* A request answered after a job's fn has run on the core writer: the
+ * handler's state starts with an h_writer, sets job.fn, fn_arg and done,
+ * and h_writer_async makes rep suspend the request and queue the job
+ * (SD_EBUSY: 429 when the queue is full). done gets the state as ud and
+ * answers through a->rep, then calls sd_async_resume(a); free_fn releases
+ * the state when the request ends. */
+typedef struct {
+  sd_job job;
+  sd_core *core;
+  sd_async *a;
+} h_writer;
+void h_writer_async(h_writer *w, sd_req *req, sd_reply *rep,
+                    void (*free_fn)(void *));
 
 #endif

@@ -18,9 +18,7 @@
 #define DESCRIPTION_MAX 2000
 
 typedef struct {
-  sd_job job;
-  sd_core *core;
-  sd_async *a;
+  h_writer w;         /* first: the job's ud is the request's state */
   json_t *body;       /* keeps the label strings alive */
   char *user_id;
   sd_label_op label;
@@ -37,17 +35,17 @@ static void admin_free(void *p) {
 
 static void label_done(sd_job *job, void *ud) {
   admin_req *r = ud;
-  sd_reply *rep = r->a->rep;
+  sd_reply *rep = r->w.a->rep;
   if (job->rc < 0) sd_reply_error(rep, job->rc, NULL, NULL);
   else if (!r->label.found) sd_reply_error(rep, SD_ENOTFOUND, "no such cluster", NULL);
   else sd_reply_json(rep, 200, json_pack("{s:I,s:s}", "id", (json_int_t)r->label.id,
                                          "status", "updated"));
-  sd_async_resume(r->a);
+  sd_async_resume(r->w.a);
 }
 
 static void erase_done(sd_job *job, void *ud) {
   admin_req *r = ud;
-  sd_reply *rep = r->a->rep;
+  sd_reply *rep = r->w.a->rep;
   if (job->rc < 0) sd_reply_error(rep, job->rc, NULL, NULL);
   else if (!r->erase.found) sd_reply_error(rep, SD_ENOTFOUND, "unknown user", NULL);
   else sd_reply_json(rep, 200, json_pack("{s:s,s:{s:I,s:I,s:I}}", "user_id", r->user_id,
@@ -55,15 +53,7 @@ static void erase_done(sd_job *job, void *ud) {
                                          "texts", (json_int_t)r->erase.texts,
                                          "experiment_assignments",
                                          (json_int_t)r->erase.assignments));
-  sd_async_resume(r->a);
-}
-
-/* Queues the request's job on the writer (from the suspended request). */
-static int admin_start(sd_async *a) {
-  admin_req *r = a->arg;
-  r->a = a;
-  r->job.ud = r;
-  return sd_core_submit(r->core, &r->job);
+  sd_async_resume(r->w.a);
 }
 
 static admin_req *admin_new(sd_req *req, sd_reply *rep) {
@@ -72,16 +62,8 @@ static admin_req *admin_new(sd_req *req, sd_reply *rep) {
     sd_reply_error(rep, SD_ENOMEM, NULL, NULL);
     return NULL;
   }
-  r->core = req->core;
-  rep->async = admin_start;
-  rep->async_arg = r;
-  rep->async_free = admin_free;
+  h_writer_async(&r->w, req, rep, admin_free);
   return r;
-}
-
-static int bad_field(sd_reply *rep, const char *field, const char *what) {
-  return sd_reply_error(rep, SD_EINVALID, what,
-                        json_pack("[{s:s,s:s}]", "field", field, "problem", what));
 }
 
 /* A label/description field: absent, null (clear), or a bounded string. */
@@ -92,12 +74,12 @@ static int text_field(json_t *b, const char *name, size_t max, int *set,
   *val = json_is_string(v) ? json_string_value(v) : NULL;
   if (!v || json_is_null(v)) return 0;
   if (!json_is_string(v) || json_string_length(v) == 0)
-    return bad_field(rep, name, "must be a non-empty string or null");
+    return h_field_error(rep, name, "must be a non-empty string or null");
   if (json_string_length(v) > max)
-    return bad_field(rep, name, max == LABEL_MAX ? "longer than 200 bytes"
-                                                 : "longer than 2000 bytes");
+    return h_field_error(rep, name, max == LABEL_MAX ? "longer than 200 bytes"
+                                                     : "longer than 2000 bytes");
   if (memchr(*val, 0, json_string_length(v)))
-    return bad_field(rep, name, "must not contain NUL");
+    return h_field_error(rep, name, "must not contain NUL");
   return 0;
 }
 
@@ -119,7 +101,7 @@ int h_cluster_patch(sd_req *req, sd_reply *rep) {
     rc = text_field(b, "description", DESCRIPTION_MAX, &op.set_description,
                     &op.description, rep);
   if (rc == 0 && !op.set_label && !op.set_description)
-    rc = bad_field(rep, "label", "give label and/or description");
+    rc = h_field_error(rep, "label", "give label and/or description");
   admin_req *r = rc == 0 ? admin_new(req, rep) : NULL;
   if (!r) {
     json_decref(b);
@@ -127,9 +109,9 @@ int h_cluster_patch(sd_req *req, sd_reply *rep) {
   }
   r->body = b;
   r->label = op;
-  r->job.fn = sd_core_op_label;
-  r->job.fn_arg = &r->label;
-  r->job.done = label_done;
+  r->w.job.fn = sd_core_op_label;
+  r->w.job.fn_arg = &r->label;
+  r->w.job.done = label_done;
   return 0;
 }
 
@@ -141,8 +123,8 @@ int h_user_delete(sd_req *req, sd_reply *rep) {
     return sd_reply_error(rep, SD_ENOMEM, NULL, NULL);
   }
   r->erase.user_id = r->user_id;
-  r->job.fn = sd_core_op_erase;
-  r->job.fn_arg = &r->erase;
-  r->job.done = erase_done;
+  r->w.job.fn = sd_core_op_erase;
+  r->w.job.fn_arg = &r->erase;
+  r->w.job.done = erase_done;
   return 0;
 }

@@ -97,3 +97,24 @@ int h_query_int(const char *s, long long lo, long long hi,
   *out = v;
   return 0;
 }
+
+static int writer_start(sd_async *a) {
+  h_writer *w = a->arg;
+  w->a = a;
+  w->job.ud = w;
+  return sd_core_submit(w->core, &w->job);
+}
+
+void h_writer_async(h_writer *w, sd_req *req, sd_reply *rep,
+                    void (*free_fn)(void *)) {
+  w->core = req->core;
+  rep->async = writer_start;
+  rep->async_arg = w;
+  rep->async_free = free_fn;
+}
+
+int h_field_error(sd_reply *rep, const char *field, const char *problem) {
+  return sd_reply_error(rep, SD_EINVALID, problem,
+                        json_pack("[{s:s,s:s}]", "field", field, "problem",
+                                  problem));
+}

@@ -127,11 +127,14 @@ static uint64_t addr_id(const struct sockaddr *sa) {
 }
 
 int sd_guard_check(sd_guard *g, const sd_req *req, sd_reply *rep,
-                   const char *authz, const struct sockaddr *client) {
+                   const char *authz, const struct sockaddr *client,
+                   int *key_out) {
   int access = req->access == SD_ACCESS_METRICS ? g->metrics_access
                                                 : req->access;
+  *key_out = -1;
   if (access == SD_ACCESS_PROBE) return 0;
   int key = check_key(g, access, rep, authz);
+  if (key >= 0) *key_out = key;
   if (key < -1) {
     rep->allow = NULL; /* a 404/405 the client may not learn of */
     return key;

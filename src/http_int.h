@@ -29,9 +29,11 @@ const sd_auth *sd_guard_auth(const sd_guard *g);
  * 0, or 401 (no, malformed or unknown key, with WWW-Authenticate), 403
  * (the key lacks the route's scope) or 429 (rate limit, with Retry-After)
  * filled into rep and returned as its sd_err. authz is the Authorization
- * header (or NULL); client the peer's address (or NULL). */
+ * header (or NULL); client the peer's address (or NULL). *key gets the
+ * index of the key that passed (auth.h), -1 when none was needed. */
 int sd_guard_check(sd_guard *g, const sd_req *req, sd_reply *rep,
-                   const char *authz, const struct sockaddr *client);
+                   const char *authz, const struct sockaddr *client,
+                   int *key);
 
 /* ---- http_deadline.c ---- */
 

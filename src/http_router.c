@@ -47,6 +47,8 @@ static const route routes[] = {
     {"POST", "/v1/spaces/{}/recluster", h_recluster, SD_ACCESS_ADMIN},
     {"GET", "/v1/spaces/{}/events", h_lineage, SD_ACCESS_READ},
     {"POST", "/v1/spaces/{}/evaluate", h_evaluate, SD_ACCESS_ADMIN},
+    {"GET", "/v1/spaces/{}/drift/baseline", h_drift_baseline, SD_ACCESS_READ},
+    {"POST", "/v1/spaces/{}/drift/baseline", h_drift_baseline_pin, SD_ACCESS_ADMIN},
     {"GET", "/v1/jobs/{}", h_job, SD_ACCESS_READ},
     {"GET", "/v1/spaces/segments/outcomes", h_outcomes, SD_ACCESS_READ},
     {"POST", "/v1/experiments", h_experiment_create, SD_ACCESS_ADMIN},

@@ -175,9 +175,11 @@ static void dispatch(sd_http *h, conn_req *r, struct MHD_Connection *conn,
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   const char *authz = MHD_lookup_connection_value(
       conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  int key;
   if (sd_guard_check(h->guard, &req, &r->rep, authz,
-                     ci ? ci->client_addr : NULL) < 0)
+                     ci ? ci->client_addr : NULL, &key) < 0)
     return;
+  req.key_name = sd_auth_key_name(req.auth, key);
   if (!fn) return;
   if (!sd_http_ready() && fn != h_healthz && fn != h_readyz) {
     sd_reply_error(&r->rep, SD_ENOTREADY, "starting up", NULL);

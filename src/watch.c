@@ -449,17 +449,28 @@ void sd_watch_tick(void *arg, int64_t now) {
 
 /* ---- reading ---- */
 
+/* A space's last report with its baseline as it is now (drift.h). */
+static json_t *space_json(const json_t *last, int s,
+                          const sd_drift_base_info *base) {
+  json_t *o = last ? json_copy((json_t *)last)
+                   : json_pack("{s:s,s:n,s:[]}", "space", SPACE_NAMES[s],
+                               "checked_at_ms", "checks");
+  if (o)
+    json_object_set_new(o, "baseline", sd_drift_base_info_json(base, SPACE_NAMES[s]));
+  return o;
+}
+
 json_t *sd_watch_json(sd_watch *w) {
   json_t *spaces = json_array();
   int worst = SD_SEV_NONE;
+  sd_drift_base_info base[SD_SPACES];
+  for (int s = 0; s < SD_SPACES; s++)
+    sd_drift_base_describe(sd_core_drift(w->core), s, &base[s]);
   pthread_mutex_lock(&w->mu);
   for (size_t i = 0; i < w->n_open; i++)
     if (w->open[i].severity > worst) worst = w->open[i].severity;
   for (int s = 0; s < SD_SPACES && spaces; s++)
-    json_array_append_new(spaces, w->last[s] ? json_incref(w->last[s])
-                                             : json_pack("{s:s,s:n,s:[]}", "space",
-                                                         SPACE_NAMES[s],
-                                                         "checked_at_ms", "checks"));
+    json_array_append_new(spaces, space_json(w->last[s], s, &base[s]));
   size_t n_open = w->n_open;
   int64_t last = w->last_check;
   pthread_mutex_unlock(&w->mu);

@@ -5,8 +5,9 @@
  * the lines of --api-keys-file), holding each one only as its SHA-256
  * digest with its scopes, checking an `Authorization: Bearer <key>`
  * header against every key in constant time (CRYPTO_memcmp over all of
- * them, no early exit), the scope names, and what each kind of route
- * needs (sd_access, the router's scope column).
+ * them, no early exit), the scope names, what each kind of route needs
+ * (sd_access, the router's scope column), and where each key was given
+ * (its entry or line, which names it in records such as a drift pin).
  *
  * Keys are never logged and never kept in clear: error messages name the
  * entry or line, never its key. Memory: sd_auth_new allocates, sd_auth_free
@@ -63,6 +64,11 @@ size_t sd_auth_count_scope(const sd_auth *a, int s);
  * index (>= 0) with its scope bits in *scopes, or SD_EUNAUTH when the
  * header is missing, is not "Bearer <token>", or names no key. */
 int sd_auth_check(const sd_auth *a, const char *header, int *scopes);
+
+/* Where key index `key` (of sd_auth_check) was given, never the key:
+ * "SEGMENTD_API_KEYS entry 2" or "--api-keys-file line 5"; NULL for a
+ * negative index. Lives as long as a. */
+const char *sd_auth_key_name(const sd_auth *a, int key);
 
 /* Parses "read+admin" style scope lists; 0 or SD_EINVAL. */
 int sd_scopes_parse(const char *s, size_t len, int *out);

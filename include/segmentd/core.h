@@ -17,6 +17,7 @@
 #define SEGMENTD_CORE_H
 
 #include "segmentd/config.h"
+#include "segmentd/drift.h"
 #include "segmentd/embed.h"
 #include "segmentd/ingest.h"
 
@@ -87,6 +88,18 @@ typedef struct {
   int found;             /* out: the user existed */
 } sd_erase_op;
 int sd_core_op_erase(sd_core *c, void *op /* sd_erase_op */);
+
+/* A drift baseline pinned by hand (core_drift.c, drift.h): source
+ * SD_DRIFT_BASE_CURRENT or SD_DRIFT_BASE_NEXT of the live model's
+ * reference, stored with the pin, audited, then installed. SD_ECONFLICT
+ * with msg saying why (no model, no reference, too few points). */
+typedef struct {
+  int space, source;
+  const char *pinned_by;    /* the API key's entry, or NULL; borrowed */
+  sd_drift_base_info info;  /* out: the baseline now */
+  char msg[192];            /* out: why it was refused */
+} sd_drift_pin_op;
+int sd_core_op_drift_pin(sd_core *c, void *op /* sd_drift_pin_op */);
 
 /* Retention (core_retention.c): deletes the listed events or texts that
  * are still older than cutoff, then recomputes from what is left the

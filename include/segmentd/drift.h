@@ -49,6 +49,21 @@ enum { SD_SEV_NONE, SD_SEV_INFO, SD_SEV_WARNING, SD_SEV_CRITICAL };
 #define SD_DRIFT_KINDS 6
 extern const char *const sd_drift_kinds[SD_DRIFT_KINDS];
 
+/* Where a space's baseline comes from: the first assignments after its
+ * model went live (MODEL), or a pin by hand (drift_baseline.c): the
+ * window's latest points (CURRENT) or the assignments after the pin
+ * (NEXT). A pin belongs to its model version: a new model starts again
+ * from MODEL. */
+enum { SD_DRIFT_BASE_MODEL, SD_DRIFT_BASE_CURRENT, SD_DRIFT_BASE_NEXT };
+#define SD_DRIFT_BASE_SOURCES 3
+extern const char *const sd_drift_base_sources[SD_DRIFT_BASE_SOURCES];
+
+typedef struct {
+  int source;          /* SD_DRIFT_BASE_* */
+  int64_t pinned_at;   /* epoch ms; 0 for MODEL */
+  char pinned_by[96];  /* who pinned it (the API key's entry); "" unknown */
+} sd_drift_pin;
+
 /* The model a space's reference belongs to (copied in). */
 typedef struct {
   int64_t version;
@@ -66,6 +81,7 @@ typedef struct {
                                observations; 1: x/label/sim are the
                                complete baseline; 2: and counts are the
                                baseline shares */
+  const sd_drift_pin *pin;  /* NULL: SD_DRIFT_BASE_MODEL */
 } sd_drift_ref;
 
 /* One check's outcome. Per-cluster kinds carry the cluster id. */
@@ -107,17 +123,60 @@ int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *ref);
 int sd_drift_observe(sd_drift *d, int space, int64_t version, int idx,
                      float sim, const float *x, const char *id,
                      const char *text, size_t len);
+/* A space's baseline as table drift_reference stores it; every array is
+ * owned (sd_drift_base_free releases them). */
+typedef struct {
+  int64_t version;
+  int k, dim;
+  size_t n;          /* rows of the vector baseline (0 while collected) */
+  float *x;          /* n x dim */
+  int32_t *label;    /* n */
+  float *sim;        /* n */
+  float *counts;     /* k: the baseline shares when level is 2, else the
+                        training counts */
+  float *base_sum;   /* k x dim: per-cluster sums of vectors and (base_sim, */
+  float *base_sim;   /* k) of similarities over the shares' assignments */
+  int level;         /* as sd_drift_ref.baseline */
+  sd_drift_pin pin;
+} sd_drift_base;
+void sd_drift_base_free(sd_drift_base *b);
+
 /* sd_drift_observe returns non-zero when its point completed the vector
  * baseline (bit 1) or the baseline shares (bit 2: the clusters of the
  * first max(--drift-window / 2, --drift-sample) assignments, which share
- * checks compare with), which the caller then stores: a copy of it (caller
- * frees x, label, sim; counts has k entries: the baseline shares when
- * *level is 2, else the training counts; base_sum (k x dim) and base_sim
- * (k) the per-cluster sums of vectors and similarities over the same
- * assignments, against which shapes are compared). */
-int sd_drift_baseline(sd_drift *d, int space, int64_t *version, float **x,
-                      int32_t **label, float **sim, size_t *n, float *counts,
-                      float *base_sum, float *base_sim, int *level);
+ * checks compare with), which the caller then stores: *out gets a copy of
+ * it. 0 or SD_ENOMEM. */
+int sd_drift_baseline(sd_drift *d, int space, sd_drift_base *out);
+
+/* ---- pinning a baseline by hand (drift_baseline.c) ---- */
+
+/* The baseline a pin of space's model `version` would install, built
+ * without changing anything: for SD_DRIFT_BASE_CURRENT the latest
+ * --drift-sample window points (vector baseline) and the latest
+ * max(--drift-window / 2, --drift-sample) of them, or the whole window
+ * when it holds fewer (shares); for SD_DRIFT_BASE_NEXT none (level 0: it
+ * is collected again from the next assignments). 0, SD_ECONFLICT with msg
+ * saying why (no reference of that version, or fewer than --drift-sample
+ * points in the window), or SD_ENOMEM. */
+int sd_drift_pin_plan(sd_drift *d, int space, int64_t version,
+                      const sd_drift_pin *pin, sd_drift_base *out, char *msg,
+                      size_t msglen);
+
+/* What GET /v1/spaces/{space}/drift/baseline tells of a space's baseline. */
+typedef struct {
+  int64_t version;      /* 0: no reference yet */
+  int source;           /* SD_DRIFT_BASE_* */
+  size_t points;        /* vector baseline rows held so far */
+  size_t share_points;  /* assignments the baseline shares count so far */
+  int complete;         /* both complete: every check can run */
+  int64_t pinned_at;    /* 0: not pinned */
+  char pinned_by[96];
+} sd_drift_base_info;
+void sd_drift_base_describe(sd_drift *d, int space, sd_drift_base_info *out);
+/* {space, model_version, source, points, share_points, complete,
+ * pinned_at, pinned_by} (a new reference; pinned_* are null when unset). */
+json_t *sd_drift_base_info_json(const sd_drift_base_info *b,
+                                const char *space);
 
 /* Texts of a space may be re-encoded for the emerging-cluster search:
  * fn(ud, text, len, out) writes a unit vector of dim floats (0 or an
@@ -131,7 +190,9 @@ void sd_drift_set_encoder(sd_drift *d, int space, sd_drift_encode_fn fn,
                           void *ud, int dim); /* dim: the space's */
 
 /* Runs every detector of space on the data so far; the window's "new
- * points" restart. 0 or a negative sd_err. */
+ * points" restart. A report whose reference was replaced while it ran (a
+ * new model, or a pinned baseline) has no checks: they compared with the
+ * old one. 0 or a negative sd_err. */
 int sd_drift_run(sd_drift *d, int space, sd_drift_report *out);
 void sd_drift_report_free(sd_drift_report *r);
 

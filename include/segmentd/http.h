@@ -44,6 +44,8 @@ typedef struct sd_req {
   const struct sd_auth *auth; /* the API keys (never NULL once serving) */
   int access;                 /* what the route needs (auth.h sd_access),
                                  set by sd_route */
+  const char *key_name;       /* the API key's entry (sd_auth_key_name),
+                                 NULL without keys */
   void *conn; /* opaque: for sd_req_query only */
 } sd_req;
 

@@ -46,7 +46,8 @@ void sd_watch_tick(void *w, int64_t now_ms);
 /* Checks every space now and applies the alerts. 0 or a negative sd_err. */
 int sd_watch_check(sd_watch *w);
 
-/* GET /v1/drift: {"status", "spaces": [...], "open_alerts"}. */
+/* GET /v1/drift: {"status", "spaces": [...], "open_alerts"}; each space
+ * with its drift baseline as it is now (drift.h sd_drift_base_info_json). */
 json_t *sd_watch_json(sd_watch *w);
 
 /* GET /v1/alerts: newest first, created at or after since_ms, ids below

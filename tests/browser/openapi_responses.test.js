@@ -189,6 +189,26 @@ async function drift(base) {
   await call(base, 'GET', '/v1/alerts?since=2026-01-01T00:00:00Z', 200);
   await call(base, 'GET', '/v1/alerts?limit=0', 400);
   await call(base, 'POST', '/v1/alerts', 405);
+  await driftBaseline(base);
+}
+
+/* A space's drift baseline; "next" empties it, so "current" then finds
+ * too few window points (409). */
+async function driftBaseline(base) {
+  const url = '/v1/spaces/segments/drift/baseline';
+  const b = (await call(base, 'GET', url, 200)).json;
+  assert.equal(b.space, 'segments');
+  await call(base, 'GET', '/v1/spaces/nowhere/drift/baseline', 404);
+  await call(base, 'POST', url, 422, { body: { source: 'later' } });
+  await call(base, 'POST', url, 422, { body: { source: 'next', extra: 1 } });
+  await call(base, 'POST', url, 400, { raw: '{"source":', headers: { 'Content-Type': 'application/json' } });
+  const pinned = (await call(base, 'POST', url, 200, { body: { source: 'next' } })).json;
+  assert.equal(pinned.source, 'next');
+  assert.equal(pinned.complete, false);
+  await call(base, 'POST', url, 409);
+  await call(base, 'POST', url, 409, { body: {} });
+  await call(base, 'DELETE', url, 405);
+  assert.deepEqual((await call(base, 'GET', url, 200)).json, pinned);
 }
 
 /* checkout is one of the planted generator's event types

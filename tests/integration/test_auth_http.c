@@ -6,7 +6,8 @@
  * {no key, unknown key, malformed header, ingest key, read key, admin
  * key}. Each route's scope is first checked against the rules written
  * here independently (POST events/texts ingest; GETs, lookup and assign
- * read; PATCH, DELETE, recluster and evaluate admin; /healthz and /readyz
+ * read; PATCH, DELETE, recluster, evaluate and pinning a drift baseline
+ * admin; /healthz and /readyz
  * open; /metrics as --metrics-scope), so a route given a surprising scope,
  * or one these rules do not cover, fails the test. Then: 401 carries
  * WWW-Authenticate and the JSON error, 403 likewise, unknown /v1 paths
@@ -58,8 +59,9 @@ static const char *expected_access(const char *m, const char *p) {
     return "ingest";
   if (!strcmp(m, "PATCH") || !strcmp(m, "DELETE")) return "admin";
   if (!strcmp(m, "POST") && (ends_with(p, "/recluster") || ends_with(p, "/evaluate") ||
+                             ends_with(p, "/drift/baseline") ||
                              !strcmp(p, "/v1/experiments")))
-    return "admin"; /* changing models, and defining experiments */
+    return "admin"; /* changing models and drift baselines, defining experiments */
   if (!strncmp(p, "/v1/", 4) && (!strcmp(m, "GET") || !strcmp(p, "/v1/segments/lookup") ||
                                  !strcmp(p, "/v1/assign")))
     return "read";

@@ -60,6 +60,12 @@ static void test_file(void) {
   int scopes;
   CHECK_INT(sd_auth_check(a, "Bearer " KB, &scopes), 2);
   CHECK_INT(scopes, SD_SCOPE_INGEST);
+  /* keys are named by where they were given, never by their value */
+  CHECK(!strcmp(sd_auth_key_name(a, 0), "SEGMENTD_API_KEYS entry 1"));
+  CHECK(!strcmp(sd_auth_key_name(a, 1), "--api-keys-file line 3"));
+  CHECK(!strcmp(sd_auth_key_name(a, 2), "--api-keys-file line 4"));
+  CHECK(sd_auth_key_name(a, -1) == NULL);
+  CHECK(sd_auth_key_name(a, 3) == NULL);
   sd_auth_free(a);
   CHECK_INT(sd_auth_new(KB ":admin", path, &a, msg, sizeof msg), SD_EINVAL);
   CHECK(strstr(msg, "line 4") != NULL); /* the same key twice */
