@@ -265,6 +265,13 @@ void planted_text(int t, unsigned seed, char *out, size_t cap);
 json_t *planted_texts(const char *prefix, int from, int n,
                       const char *user_prefix, int users);
 
+/* n users "<prefix><i>", each with one planted text (text id
+ * "<prefix><i>") and one event "e<i>" of type types[i % n_types], sent as
+ * one texts batch and one events batch. The status of the first batch that
+ * was not 200, or 200. */
+long ingest_planted_users(sd_server *srv, const char *prefix, int n,
+                          const char *const *types, int n_types);
+
 /* A new JSON string of `n` bytes: prefix followed by 'x' padding. */
 json_t *json_padded(const char *prefix, size_t n);
 

@@ -247,3 +247,22 @@ json_t *planted_texts(const char *prefix, int from, int n,
   }
   return items;
 }
+
+long ingest_planted_users(sd_server *srv, const char *prefix, int n,
+                          const char *const *types, int n_types) {
+  json_t *texts = planted_texts(prefix, 0, n, prefix, 0);
+  json_t *events = json_array();
+  char id[64], ev[32];
+  for (int i = 0; events && i < n; i++) {
+    snprintf(id, sizeof(id), "%s%d", prefix, i);
+    snprintf(ev, sizeof(ev), "e%d", i);
+    json_array_append_new(events, json_pack("{s:s,s:s,s:s}", "event_id", ev,
+                                            "user_id", id, "type",
+                                            types[i % n_types]));
+  }
+  long st = ingest(srv, "texts", texts, NULL, NULL);
+  if (st == 200) st = ingest(srv, "events", events, NULL, NULL);
+  json_decref(texts);
+  json_decref(events);
+  return st;
+}

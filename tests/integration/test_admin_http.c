@@ -11,20 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void ingest_all(sd_server *srv, int n) {
-  json_t *texts = planted_texts("a", 0, n, "a", 0), *events = json_array();
-  char id[32], ev[32];
-  for (int i = 0; i < n; i++) {
-    snprintf(id, sizeof(id), "a%d", i);
-    snprintf(ev, sizeof(ev), "e%d", i);
-    json_array_append_new(events, json_pack("{s:s,s:s,s:s}", "event_id", ev,
-                                            "user_id", id, "type", "view"));
-  }
-  CHECK_INT(ingest(srv, "texts", texts, NULL, NULL), 200);
-  CHECK_INT(ingest(srv, "events", events, NULL, NULL), 200);
-  json_decref(texts), json_decref(events);
-}
-
 static json_t *cluster_of_text(sd_server *srv, const char *text_id) {
   long st;
   char ct[64];
@@ -186,7 +172,8 @@ int main(void) {
   sd_server *srv = srv_start(args);
   CHECK(srv != NULL);
   if (!srv) return check_done("test_admin_http");
-  ingest_all(srv, 90);
+  static const char *const view[] = {"view"};
+  CHECK_INT(ingest_planted_users(srv, "a", 90, view, 1), 200);
   CHECK_INT(wait_model(srv, "intents", 60), 0);
   CHECK_INT(wait_model(srv, "segments", 60), 0); /* a user's model_version */
   int tries = (int)(100 * harness_timeout_scale()); /* 10 s, more under valgrind */

@@ -14,21 +14,6 @@
 
 #define USERS 90
 
-static void ingest_all(sd_server *srv) {
-  json_t *texts = planted_texts("c", 0, USERS, "c", 0), *events = json_array();
-  char id[32], ev[32];
-  for (int i = 0; i < USERS; i++) {
-    snprintf(id, sizeof(id), "c%d", i);
-    snprintf(ev, sizeof(ev), "e%d", i);
-    json_array_append_new(events, json_pack("{s:s,s:s,s:s}", "event_id", ev,
-                                            "user_id", id, "type",
-                                            i % 2 ? "view" : "search"));
-  }
-  CHECK_INT(ingest(srv, "texts", texts, NULL, NULL), 200);
-  CHECK_INT(ingest(srv, "events", events, NULL, NULL), 200);
-  json_decref(texts), json_decref(events);
-}
-
 static json_t *lookup(sd_server *srv, const char *uid, long *st) {
   char path[96];
   snprintf(path, sizeof(path), "/v1/users/%s/segment", uid);
@@ -155,7 +140,8 @@ static sd_server *start(const char *cache) {
   sd_server *srv = srv_start(args);
   CHECK(srv != NULL);
   if (!srv) return NULL;
-  ingest_all(srv);
+  static const char *const types[] = {"search", "view"};
+  CHECK_INT(ingest_planted_users(srv, "c", USERS, types, 2), 200);
   CHECK_INT(wait_model(srv, "intents", 60), 0);
   CHECK_INT(wait_model(srv, "segments", 60), 0);
   wait_settled(srv, USERS);
