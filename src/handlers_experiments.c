@@ -23,9 +23,7 @@
 
 typedef struct exp_req exp_req;
 struct exp_req {
-  sd_job job;
-  sd_core *core;
-  sd_async *a;
+  h_writer w; /* first: the job's ud is the request */
   void (*answer)(exp_req *r, sd_reply *rep); /* after a committed job */
   sd_exp_def def;
   char name[SD_EXP_NAME_MAX + 1];
@@ -37,15 +35,9 @@ struct exp_req {
 
 static void exp_done(sd_job *job, void *ud) {
   exp_req *r = ud;
-  if (job->rc < 0) sd_reply_error(r->a->rep, job->rc, NULL, NULL);
-  else r->answer(r, r->a->rep);
-  sd_async_resume(r->a);
-}
-
-static int exp_start(sd_async *a) {
-  exp_req *r = a->arg;
-  r->a = a;
-  return sd_core_submit(r->core, &r->job);
+  if (job->rc < 0) sd_reply_error(r->w.a->rep, job->rc, NULL, NULL);
+  else r->answer(r, r->w.a->rep);
+  sd_async_resume(r->w.a);
 }
 
 /* A request whose job runs fn(op) on the writer, then answer(). */
@@ -56,15 +48,11 @@ static exp_req *exp_job(sd_req *req, sd_reply *rep, int (*fn)(sd_core *, void *)
     sd_reply_error(rep, SD_ENOMEM, NULL, NULL);
     return NULL;
   }
-  r->core = req->core;
   r->answer = answer;
-  r->job.fn = fn;
-  r->job.quiet = 1; /* nothing a snapshot holds changes */
-  r->job.done = exp_done;
-  r->job.ud = r;
-  rep->async = exp_start;
-  rep->async_arg = r;
-  rep->async_free = free;
+  r->w.job.fn = fn;
+  r->w.job.quiet = 1; /* nothing a snapshot holds changes */
+  r->w.job.done = exp_done;
+  h_writer_async(&r->w, req, rep, free);
   return r;
 }
 
@@ -220,7 +208,7 @@ int h_experiment_create(sd_req *req, sd_reply *rep) {
   if (!r) return SD_ENOMEM;
   r->def = d;
   r->create.def = &r->def;
-  r->job.fn_arg = &r->create;
+  r->w.job.fn_arg = &r->create;
   return 0;
 }
 
@@ -261,7 +249,7 @@ int h_experiment_delete(sd_req *req, sd_reply *rep) {
   if (!r) return SD_ENOMEM;
   snprintf(r->name, sizeof(r->name), "%s", req->params[0]);
   r->stop.name = r->name;
-  r->job.fn_arg = &r->stop;
+  r->w.job.fn_arg = &r->stop;
   return 0;
 }
 
@@ -298,6 +286,6 @@ int h_experiment_assignment(sd_req *req, sd_reply *rep) {
   snprintf(r->user_id, sizeof(r->user_id), "%s", user);
   r->assign.name = r->name;
   r->assign.user_id = r->user_id;
-  r->job.fn_arg = &r->assign;
+  r->w.job.fn_arg = &r->assign;
   return 0;
 }
