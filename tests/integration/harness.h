@@ -226,6 +226,9 @@ int model_present(const json_t *model_version);
  * "clusters" array and model_present(model_version); 0 then, -1 on
  * timeout (timeout_s times harness_timeout_scale()). */
 int wait_model(sd_server *srv, const char *space, double timeout_s);
+/* wait_model, then until the space is not re-assigning its entities (the
+ * same timeout again); 0 or -1. */
+int wait_space_settled(sd_server *srv, const char *space, double timeout_s);
 
 /* GET /v1/spaces/<space>/assignments as a JSON array with one element per
  * NDJSON line (JSON null for a line that does not parse; *bad_lines counts

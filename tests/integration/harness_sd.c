@@ -120,6 +120,20 @@ int wait_model(sd_server *srv, const char *space, double timeout_s) {
   return -1;
 }
 
+int wait_space_settled(sd_server *srv, const char *space, double timeout_s) {
+  if (wait_model(srv, space, timeout_s) < 0) return -1;
+  double deadline = now_s() + timeout_s * harness_timeout_scale();
+  do {
+    json_t *sp = get_space(srv, space);
+    int busy = !sp || json_is_true(json_object_get(sp, "reassigning"));
+    json_decref(sp);
+    if (!busy) return 0;
+    sleep_ms(100);
+  } while (now_s() < deadline);
+  fprintf(stderr, "wait_space_settled: space %s still re-assigning\n", space);
+  return -1;
+}
+
 /* Parses one NDJSON line into arr (null when it does not parse). */
 static void ndjson_line(json_t *arr, const char *p, size_t n, int *bad) {
   json_error_t err;
