@@ -161,10 +161,11 @@ void core_beh_idf(sd_core *c) {
     c->beh_idf[b] = (float)(log((1.0 + c->beh_total) / (1.0 + c->beh_count[b])) + 1.0);
 }
 
-/* Events per behaviour bucket, for the behaviour view's TF-IDF. */
+/* Events per behaviour bucket, for the behaviour view's TF-IDF: the
+ * per-type counts the events table's triggers keep (migration 0014). */
 static int load_beh_counts(sd_core *c) {
-  sqlite3_stmt *st = sd_store_stmt(c->db, "SELECT type,count(*) FROM events "
-                                          "GROUP BY type");
+  sqlite3_stmt *st = sd_store_stmt(c->db, "SELECT type,n FROM event_types "
+                                          "WHERE n > 0");
   if (!st) return SD_EDB;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -16,6 +16,7 @@
  */
 #include "check.h"
 #include "harness.h"
+#include "harness_db.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -241,6 +242,18 @@ static void check_after(sd_server *srv, sqlite3 *db, int64_t now, int lives) {
   }
 }
 
+/* The per-type counts the events table's triggers keep (event_types.n)
+ * equal the events stored, after retention and after an erasure. */
+static void check_type_counts(sd_server *srv) {
+  json_t *kept = db_key_counts(srv->db, "SELECT type, n FROM event_types "
+                                        "WHERE n != 0");
+  json_t *real = db_key_counts(srv->db, "SELECT type, count(*) FROM events "
+                                        "GROUP BY type");
+  CHECK(kept && real && json_object_size(real) > 0 && json_equal(kept, real));
+  json_decref(kept);
+  json_decref(real);
+}
+
 int main(void) {
   /* small --train-min: both spaces get models, so deletions also move
      cluster members */
@@ -282,6 +295,11 @@ int main(void) {
   CHECK_INT(lc.failed, 0);
   check_after(srv, db, now, lc.ok);
   sqlite3_close(db);
+  check_type_counts(srv);
+  long st;
+  json_decref(http_json(srv, "DELETE", "/v1/users/twin", NULL, &st));
+  CHECK_INT(st, 200);
+  check_type_counts(srv);
   CHECK_INT(srv_stop(srv), 0);
   if (check_failures) srv_dump_log(srv);
   srv_free(srv);
