@@ -165,6 +165,12 @@ function renderDrift(drift) {
     : el('tr', {}, el('td', {}, s.space), el('td', { colspan: '7', class: 'muted' },
       s.checked_at_ms === null ? 'not checked since the start' : 'no checks (no model)')))));
   $('#drift tbody').replaceChildren(...rows);
+  $('#baselines').replaceChildren(...drift.spaces.filter((s) => s.baseline).map((s) => {
+    const b = s.baseline;
+    const pinned = b.pinned_at ? `, pinned ${b.pinned_at}${b.pinned_by ? ` by ${b.pinned_by}` : ''}` : '';
+    return el('li', { 'data-space': s.space },
+      `${s.space} baseline: ${b.source}, ${b.points} points${b.complete ? '' : ' (collecting)'}${pinned}`);
+  }));
 }
 
 function renderAlerts(list) {

@@ -64,6 +64,12 @@ async function checkShown(page, base) {
   assert.equal(await page.$$eval('#map circle.centroid', (cs) => cs.length), map.centroids.length);
   const drift = await getJson(base, '/v1/drift');
   assert.match(await page.textContent('#drift-status'), new RegExp(`drift: ${drift.status} `));
+  for (const s of drift.spaces.filter((x) => x.baseline)) {
+    const line = await page.textContent(`#baselines li[data-space="${s.space}"]`);
+    /* the points may move between the page's poll and this read */
+    assert.match(line, new RegExp(`^${s.space} baseline: ${s.baseline.source}, \\d+ points`),
+      `baseline line of ${s.space}: ${line}`);
+  }
   const alerts = (await getJson(base, '/v1/alerts?limit=50')).alerts;
   assert.ok(alerts.length >= 1, 'the fixture raised a drift alert');
   assert.equal(await page.$$eval('#alerts li', (l) => l.length), alerts.length);
