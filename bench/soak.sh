@@ -21,6 +21,8 @@
 #      SOAK_CONNS                     skip the search: lookup connections
 #      SOAK_RSS_FAIL_PCT (short: 50)  RSS growth that fails the run (full: none,
 #                                     the 5% target is a printed verdict)
+#      SOAK_WARM_S (120; short: 0)    seconds of the soak workload run before
+#                                     the measured soak (not measured)
 #
 # The workload: wrk with soak_lookup.lua (GET /v1/users/{id}/segment,
 # random known users; latency percentiles and status counts) and, beside it,
@@ -29,10 +31,14 @@
 # connections (1, 2, 4, ... 64), each step a SOAK_PROBE_S run with the mix
 # beside it, after one unmeasured warm-up run, and keeps the last count whose
 # p99 was under SOAK_P99_MS (wrk is closed-loop: more connections = a higher
-# offered rate; when even 1 misses, the soak runs at 1 and says so). RSS
-# (VmRSS, and RssAnon: without the database pages SQLite maps in) is
-# sampled every 5 s; "after warm-up" is the sample at min(60 s,
-# duration / 5) into the soak.
+# offered rate; when even 1 misses, the soak runs at 1 and says so). Then
+# SOAK_WARM_S of the soak's own workload, not measured: every user looked up
+# (the lookup cache holds one answer per user), SQLite's page caches and
+# glibc's arenas filled. RSS (VmRSS, and its parts: RssAnon, the process's
+# own memory; RssFile + RssShmem, the database pages SQLite maps in, which
+# grow with the file) is sampled every 5 s of the measured soak; "after
+# warm-up" is its first sample (with SOAK_WARM_S 0: the sample at min(60 s,
+# duration / 5)).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -48,10 +54,10 @@ while [ $# -gt 0 ]; do
 done
 if [ "$SHORT" = 1 ]; then
   USERS=${SOAK_USERS:-600} TEXTS=${SOAK_TEXTS:-1200} MIX_RATE=${SOAK_MIX_RATE:-40}
-  CONNS=${SOAK_CONNS:-4} RSS_FAIL=${SOAK_RSS_FAIL_PCT:-50}
+  CONNS=${SOAK_CONNS:-4} RSS_FAIL=${SOAK_RSS_FAIL_PCT:-50} WARM_S=${SOAK_WARM_S:-0}
 else
   USERS=${SOAK_USERS:-20000} TEXTS=${SOAK_TEXTS:-4000} MIX_RATE=${SOAK_MIX_RATE:-60}
-  CONNS=${SOAK_CONNS:-} RSS_FAIL=${SOAK_RSS_FAIL_PCT:-}
+  CONNS=${SOAK_CONNS:-} RSS_FAIL=${SOAK_RSS_FAIL_PCT:-} WARM_S=${SOAK_WARM_S:-120}
   OUT=${OUT:-$root/bench/results/$(date -u +%F)-soak.md}
 fi
 EPU=${SOAK_EVENTS_PER_USER:-10}
@@ -177,21 +183,29 @@ if [ -z "$CONNS" ]; then
   done
 fi
 
-sample_rss() { # every 5 s: seconds VmRSS RssAnon (kB)
+if [ "$WARM_S" -gt 0 ]; then
+  log "warm-up: $WARM_S s of the soak workload at $CONNS connections (not measured)"
+  run_pair "$CONNS" "$WARM_S" soakwarm
+fi
+rss_line() { # label -> "label VmRSS RssAnon RssFile+RssShmem" (kB)
+  awk -v t="$1" '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2}
+    /^RssShmem/ {f += $2} END {print t, r, a, f}' "/proc/$sd_pid/status"
+}
+sample_rss() { # every 5 s: seconds VmRSS RssAnon mapped (kB)
   local t0=$SECONDS
   while kill -0 "$sd_pid" 2>/dev/null; do
-    awk -v t=$((SECONDS - t0)) '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2}
-      END {print t, r, a}' "/proc/$sd_pid/status" >>"$work/rss.txt"
+    rss_line $((SECONDS - t0)) >>"$work/rss.txt"
     sleep 5
   done
 }
+db_mib() { du -cm "$work"/sd.db* | tail -1 | cut -f1; } # with its WAL
+db_w=$(db_mib)
 : >"$work/rss.txt"
 sample_rss &
 sampler=$!
 log "soak: $DUR s, $CONNS lookup connections, mix at most $MIX_RATE requests/s"
 run_pair "$CONNS" "$DUR" soak
-awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} END {print "end", r, a}' \
-  "/proc/$sd_pid/status" >>"$work/rss.txt"
+rss_line end >>"$work/rss.txt"
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 
@@ -207,11 +221,14 @@ sd_pid=
 lk=$work/lk-soak.txt mx=$work/mx-soak.txt
 grep -q '^lookup ' "$lk" || { cat "$lk" >&2; die "the lookup run reported nothing"; }
 grep -q '^mix ' "$mx" || { cat "$mx" >&2; die "the mix run reported nothing"; }
-warm_at=$((DUR / 5 < 60 ? DUR / 5 : 60))
-read -r _ rss_w anon_w < <(awk -v w="$warm_at" '$1 != "end" && $1 >= w {print; exit}' "$work/rss.txt")
-read -r _ rss_e anon_e < <(grep '^end ' "$work/rss.txt")
+warm_at=0 warm_what="start of the measured soak, after $WARM_S s of warm-up"
+if [ "$WARM_S" = 0 ]; then
+  warm_at=$((DUR / 5 < 60 ? DUR / 5 : 60)) warm_what="$warm_at s into the soak"
+fi
+read -r _ rss_w anon_w map_w < <(awk -v w="$warm_at" '$1 != "end" && $1 >= w {print; exit}' "$work/rss.txt")
+read -r _ rss_e anon_e map_e < <(grep '^end ' "$work/rss.txt")
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", 100 * (b - a) / a}'; }
-g_rss=$(pct "$rss_w" "$rss_e") g_anon=$(pct "$anon_w" "$anon_e")
+g_rss=$(pct "$rss_w" "$rss_e") g_anon=$(pct "$anon_w" "$anon_e") g_map=$(pct "$map_w" "$map_e")
 verdict() { awk -v g="$1" -v t="$2" 'BEGIN {print (g < t) ? "met" : "NOT met"}'; }
 l5=$(field "$lk" status 5xx) m5=$(field "$mx" mix 5xx)
 lerr=$(field "$lk" lookup errors)
@@ -248,13 +265,18 @@ Lookup latency (ms): p50 $(field "$lk" lookup p50), p90 $(field "$lk" lookup p90
 p99 $(field "$lk" lookup p99), p99.9 $(field "$lk" lookup p999)
 (p99 < $P99_MS ms: $(verdict "$(field "$lk" lookup p99)" "$P99_MS")).
 
-| memory | after warm-up (${warm_at} s) | end | growth | < 5% |
-|---|---|---|---|---|
-| RSS | $((rss_w / 1024)) MiB | $((rss_e / 1024)) MiB | $g_rss% | $(verdict "$g_rss" 5) |
-| RssAnon (heap) | $((anon_w / 1024)) MiB | $((anon_e / 1024)) MiB | $g_anon% | $(verdict "$g_anon" 5) |
+"After warm-up": $warm_what.
 
-RSS over the soak (s: VmRSS / RssAnon MiB): $(awk -v d="$DUR" '$1 != "end" &&
-  ($1 % (d >= 300 ? 60 : 10) < 5) {printf "%s%d: %d / %d", sep, $1, $2 / 1024, $3 / 1024;
+| memory | after warm-up | end | growth | < 5% |
+|---|---|---|---|---|
+| RSS (VmRSS) | $((rss_w / 1024)) MiB | $((rss_e / 1024)) MiB | $g_rss% | $(verdict "$g_rss" 5) |
+| of which RssAnon (heap: the process's own memory) | $((anon_w / 1024)) MiB | $((anon_e / 1024)) MiB | $g_anon% | $(verdict "$g_anon" 5) |
+| of which RssFile + RssShmem (database pages mapped by SQLite) | $((map_w / 1024)) MiB | $((map_e / 1024)) MiB | $g_map% | (info) |
+
+Database files (with the WAL): $db_w MiB after warm-up, $(db_mib) MiB at the end (the soak's ingest grows it).
+
+RSS over the soak (s: VmRSS / RssAnon / mapped MiB): $(awk -v d="$DUR" '$1 != "end" &&
+  ($1 % (d >= 300 ? 60 : 10) < 5) {printf "%s%d: %d / %d / %d", sep, $1, $2 / 1024, $3 / 1024, $4 / 1024;
   sep = ", "}' "$work/rss.txt").
 
 Answers: 5xx lookups $l5, 5xx mix $m5 (must be 0: $([ "$l5" = 0 ] && [ "$m5" = 0 ] && echo met || echo "NOT met"));
