@@ -19,8 +19,8 @@ For each variant (server flags) and seed, on a fresh Release server
      questions instead, a positive control of the emerging detector). The
      first interval with an emerging_cluster check is recorded, and each
      emerging alert is scored by the held-back share of its representatives
-     (ids encode the intent) and its top terms against the held-back
-     intents' c-TF-IDF vocabulary (the API exposes no other members).
+     and of its members_sample (ids encode the intent) and its top terms
+     against the held-back intents' c-TF-IDF vocabulary.
   Diagnostics (the server's SQLite file, read-only, after the run): outlier
   rates of kept and held-back texts, and per held-back intent the cosine of
   its mean to the nearest model centroid against that cluster's outlier
@@ -34,7 +34,7 @@ usage: bench/drift_banking.py [--bin build-release/segmentd]
          [--emerging-intervals 15] [--emerging-share 0.25]
          [--out bench/results/X.md] [--json F] [--density-driver BIN]
   NAME "control" = the positive control; default variants:
-  default:0,1,2:  ref2000:0,1,2:--drift-sample 2000
+  default:0,1,2,3,4,5:  base500:0,1,2:--drift-baseline 500
   q20:0:--outlier-quantile 0.2  control:0:  nodup:0,1,2::stream=nodup,emerging=0
 Needs numpy (Debian's /usr/bin/python3). bench/drift_banking.sh builds the
 server and the density driver and runs this.
@@ -63,7 +63,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 B77 = os.path.join(ROOT, "..", "shared", "data", "banking77")
 N_HELD = 5
-DEFAULT_VARIANTS = ["default:0,1,2:", "ref2000:0,1,2:--drift-sample 2000",
+DEFAULT_VARIANTS = ["default:0,1,2,3,4,5:", "base500:0,1,2:--drift-baseline 500",
                     "q20:0:--outlier-quantile 0.2", "control:0:",
                     "nodup:0,1,2::stream=nodup,emerging=0"]
 
@@ -257,6 +257,19 @@ def summarise_interval(phase, i, rep):
     }
 
 
+def first_purity(em):
+    """(held-back, sampled) members of the largest emerging_cluster candidate
+    of the first emerging-phase check that found one, or None."""
+    for s in em:
+        cands = [d for d in s["drifted"] if d["kind"] == "emerging_cluster"]
+        if not cands:
+            continue
+        d = max(cands, key=lambda d: d["value"])
+        ids = [x for x in (d.get("detail") or {}).get("members_sample", []) if x]
+        return (sum(":H:" in x for x in ids), len(ids)) if ids else None
+    return None
+
+
 def run_interval(base, items, phase, i):
     t0 = time.perf_counter()
     status, out = http(base + "/v1/texts", {"texts": [{"text_id": x, "text": t} for x, t in items]})
@@ -433,10 +446,11 @@ def run_one(a, rows, variant, flags, opts, seed, work_root):
         print(f"[{variant} seed {seed}] held back {held}; model v{sp['model_version']} "
               f"k={sp['k']} on {sp['points']} texts, trained {secs:.1f} s after the warm-up",
               flush=True)
-        # the baseline: the first --drift-sample assignments after the model
-        # (servers that take their reference from the training sample just
-        # see more stationary data)
-        n_base = int(flag_value(flags, "--drift-sample", 500))
+        # the baseline: the first max(--drift-baseline, --drift-sample)
+        # assignments after the model (servers that take their reference from
+        # the training sample just see more stationary data)
+        n_sample = flag_value(flags, "--drift-sample", 500)
+        n_base = int(max(n_sample, flag_value(flags, "--drift-baseline", 0) or 4 * n_sample))
         pick = (rng.choice(pool, n_base, replace=True) if stream == "pool" else
                 np.concatenate([rng.choice(pool, min(n_base - b, a.per), replace=False)
                                 for b in range(0, n_base, a.per)]))
@@ -611,14 +625,16 @@ def write_report(a, runs, rows, elapsed):
         what = ("positive control: the new texts are templated off-domain weather questions "
                 "(384 distinct texts), not held-back BANKING77 intents" if v == "control" else
                 "the brief's setting" if v == "default" else
-                "a 2,000-point drift baseline (and MMD sample) instead of 500" if "--drift-sample" in fl
+                "a 500-point vector baseline (the default before 2026-11-27) instead of 2,000"
+                if "--drift-baseline 500" in fl
                 else "stationary only, no text repeated within an interval" if v == "nodup"
                 else "stationary only; the stream re-posts warm-up (training) texts under new ids, "
                      "no repeat within an interval: reference and stream from the same texts"
                 if v == "replay" else "")
         L.append(f"- `{v}`: `{fl or '(none)'}`, seeds {', '.join(map(str, seeds))}"
                  + (f" -- {what}" if what else ""))
-    L.append("\nDefaults in force: --drift-sample 500, --drift-window 5000, --drift-min-points 100, "
+    L.append("\nDefaults in force: --drift-sample 500, --drift-baseline 0 (= 4 x --drift-sample: "
+             "2,000), --drift-window 5000, --drift-min-points 100, "
              "--drift-p-value 0.05, --drift-permutations 200, --drift-persist 3, --psi-warning 0.1, "
              "--psi-critical 0.25, --centroid-shift 0.1, --share-shift 0.5, --cohesion-drop 0.1, "
              "--outlier-quantile 0.05, --emerging-min-size 30, --vanish-floor 0.1, "
@@ -629,7 +645,7 @@ def write_report(a, runs, rows, elapsed):
              "../shared/data/banking77). Per seed, 5 intents are held back "
              "(`numpy.random.default_rng(seed).choice`). Warm-up: "
              f"{a.warmup} texts of the other 72 intents, without replacement; the first model "
-             f"trains on them by itself. Baseline: --drift-sample texts of the stream posted at once "
+             f"trains on them by itself. Baseline: max(--drift-baseline, --drift-sample) texts of the stream posted at once "
              f"(the server takes the first assignments after a model as its drift baseline), then "
              f"one check (not counted). Check interval: one POST /v1/texts of {a.per} texts drawn "
              "with replacement from the 72 intents' texts not in the warm-up (about 9,100), then "
@@ -652,6 +668,7 @@ def write_report(a, runs, rows, elapsed):
         em = phase_of(r, "emerging")
         r["_first"] = next((s["interval"] + 1 for s in em if any(
             d["kind"] == "emerging_cluster" for d in s["drifted"])), None)
+        r["_purity"] = first_purity(em)
     firsts = [r["_first"] for r in base]
     L.append("## Acceptance figures (variant `default`)\n")
     L.append("| figure | target | measured | verdict |")
@@ -669,6 +686,13 @@ def write_report(a, runs, rows, elapsed):
              + ", ".join(f"seed {r['seed']}: {r['_first'] if r['_first'] else 'none in ' + str(a.emerging_intervals)}"
                          for r in base)
              + f" | {'PASS' if all(f is not None and f <= 2 for f in firsts) else 'FAIL'} |")
+    pur = [r["_purity"] for r in base]
+    L.append("| held-back share of the first emerging_cluster candidate (its `members_sample`: up to "
+             "50 member ids, evenly spread; the largest candidate of that check) | >= 80% | "
+             + ", ".join(f"seed {r['seed']}: " + (f"{r['_purity'][0]}/{r['_purity'][1]} "
+                                                  f"({r['_purity'][0] / r['_purity'][1]:.0%})"
+                                                  if r["_purity"] else "-") for r in base)
+             + f" | {'PASS' if all(x and x[0] >= 0.8 * x[1] for x in pur) else 'FAIL'} |")
     def first(r, pred):
         return next((s["interval"] + 1 for s in phase_of(r, "emerging") if pred(s)), None)
     for r in base:
@@ -727,7 +751,7 @@ def write_report(a, runs, rows, elapsed):
                      if x["severity"] != "critical").items())) or "none"))
     L.append("")
     L.append("Alerts opened during the stationary phases (GET /v1/alerts; `sampled` = the "
-             "cluster's members in the drift baseline (500 points; ref2000: 2,000), from which its "
+             "cluster's members in the drift baseline (2,000 points; base500: 500), from which its "
              "reference cohesion and radius come; `trained` = its members in the training sample):\n")
     L.append("| variant | seed | opened at interval | kind/method | severity opened (last) | cluster | sampled / trained "
              "| value | threshold | message |")
@@ -865,8 +889,8 @@ def write_report(a, runs, rows, elapsed):
              "id encodes the intent); (b) top terms: alert `top_terms` found among the top 15 "
              "c-TF-IDF terms (same stop words and word pairs as label_terms.c) of a new intent "
              "among the 77 intents (+ the control class), or of the new intents pooled as one "
-             "class. The API exposes no other member of a candidate (only `size`), so the "
-             "share of its members that are new texts cannot be measured.\n")
+             "class. The share of a candidate's members that are new texts is in the acceptance "
+             "table (from `detail.members_sample` of the check that first found it).\n")
     L.append("| variant | seed | alert | opened at | severity | size | nearest cluster (cos) | top terms "
              "| (b) terms in new-intent vocabulary | (a) representatives new |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")

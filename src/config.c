@@ -163,7 +163,13 @@ static const opt_row opt_rows[] = {
      "GET /v1/drift?refresh=true)"},
     {"drift-sample", "SEGMENTD_DRIFT_SAMPLE", OPT_LONG, O(drift_sample), "500",
      50, 5000, "points of the reference and of the current window compared "
-     "by the MMD test"},
+     "by the MMD test, and of the recent ring the emerging test compares with "
+     "the baseline"},
+    {"drift-baseline", "SEGMENTD_DRIFT_BASELINE", OPT_LONG, O(drift_baseline),
+     "0", 0, 20000, "points of the vector baseline (the first assigned after a "
+     "model, or pinned): the emerging test's reference and the clusters' "
+     "radii; the MMD test uses its first --drift-sample (0 = 4 x "
+     "--drift-sample)"},
     {"drift-window", "SEGMENTD_DRIFT_WINDOW", OPT_LONG, O(drift_window), "5000",
      100, 1000000, "latest assignments whose cluster shares are compared "
      "with the reference (sliding window)"},

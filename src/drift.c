@@ -2,8 +2,8 @@
  * drift.c -- the reference, the current window and the outlier buffer of
  * each space (drift.h); the detectors are in drift_detect.c.
  *
- * After a new model's reference arrives, the first --drift-sample
- * assignments form its baseline (drift.h says why); then the window, a
+ * After a new model's reference arrives, the first sd_drift_baseline_size
+ * (--drift-baseline) assignments form its baseline (drift.h says why); then the window, a
  * ring of the latest --drift-window assignments (vector, cluster index,
  * similarity), fills. The latest --drift-sample window points also
  * enter the recent ring, with the entity's id and text, and an assignment
@@ -119,11 +119,16 @@ void sd_drift_free(sd_drift *d) {
 
 /* ---- the reference ---- */
 
+size_t sd_drift_baseline_size(const sd_config *cfg) {
+  long b = cfg->drift_baseline ? cfg->drift_baseline : 4 * cfg->drift_sample;
+  return (size_t)(b > cfg->drift_sample ? b : cfg->drift_sample);
+}
+
 /* Assignments whose clusters form the baseline shares: half the window,
  * at least the vector baseline (drift.h). */
 static size_t base_cap(const sd_config *cfg) {
-  size_t h = (size_t)cfg->drift_window / 2;
-  return h > (size_t)cfg->drift_sample ? h : (size_t)cfg->drift_sample;
+  size_t h = (size_t)cfg->drift_window / 2, b = sd_drift_baseline_size(cfg);
+  return h > b ? h : b;
 }
 
 /* Per cluster: the radius (outlier quantile of its members' similarities;
@@ -191,7 +196,7 @@ int sd_drift_set_reference(sd_drift *d, int space, const sd_drift_ref *in) {
   drift_space *s = &d->spaces[space];
   if (in->dim != s->dim || in->k < 1) return SD_EINVAL;
   drift_ref r = {0};
-  int rc = ref_copy(&r, in, (size_t)d->cfg->drift_sample,
+  int rc = ref_copy(&r, in, sd_drift_baseline_size(d->cfg),
                     d->cfg->outlier_quantile);
   r.base_cap = base_cap(d->cfg);
   if (rc < 0) {

@@ -7,14 +7,14 @@
  * reference of the same model, which restarts the windows), describing a
  * space's baseline, and the sd_drift_base copies (sd_drift_base_free).
  *
- * A "current" pin takes the latest --drift-sample window points as the
+ * A "current" pin takes the latest --drift-baseline window points as the
  * vector baseline (what MMD and the emerging-cluster neighbourhoods
  * compare with; the radii and cohesions follow from it) and the latest
- * max(--drift-window / 2, --drift-sample) window points, or the whole
+ * max(--drift-window / 2, --drift-baseline) window points, or the whole
  * window when it holds fewer, as the baseline shares with their
  * per-cluster vector and similarity sums (what PSI, share, centroid,
  * cohesion and vanishing checks compare with). It needs at least
- * --drift-sample window points: the size of the vector baseline a model
+ * sd_drift_baseline_size window points: the size of the vector baseline a model
  * collects. A "next" pin empties the baseline, which is then collected
  * again from the next assignments as after a model install.
  *
@@ -101,7 +101,8 @@ static int plan_check(const drift_space *s, int64_t version, int source,
   }
   if (source == SD_DRIFT_BASE_CURRENT && s->win_n < need) {
     snprintf(msg, msglen, "the drift window holds %zu points since the "
-             "baseline; pinning it needs at least %zu (--drift-sample)",
+             "baseline; pinning it needs at least %zu (--drift-baseline, at "
+             "least --drift-sample)",
              s->win_n, need);
     return SD_ECONFLICT;
   }
@@ -112,7 +113,7 @@ int sd_drift_pin_plan(sd_drift *d, int space, int64_t version,
                       const sd_drift_pin *pin, sd_drift_base *out, char *msg,
                       size_t msglen) {
   drift_space *s = &d->spaces[space];
-  size_t need = (size_t)d->cfg->drift_sample;
+  size_t need = sd_drift_baseline_size(d->cfg);
   int current = pin->source == SD_DRIFT_BASE_CURRENT;
   memset(out, 0, sizeof(*out));
   pthread_mutex_lock(&s->mu);

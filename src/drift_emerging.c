@@ -3,16 +3,17 @@
  * that find groups of new points, one candidate pipeline.
  *
  *   neighbourhood  the recent ring (the latest --drift-sample window
- *       points) against the drift baseline. Each recent point's K nearest
- *       neighbours (K = --emerging-neighbours; cosine, one sgemm) among
- *       both sets: with no change, how
- *       many of them are recent is about Binomial(K, p0), p0 = (m - 1) /
+ *       points) against the drift baseline (--drift-baseline points, 4
+ *       times as many by default: the fewer of a point's neighbours chance
+ *       makes recent, the sooner a small new group stands out). Each recent
+ *       point's K nearest neighbours (K = --emerging-neighbours; cosine, one
+ *       sgemm) among both sets: with no change, how many of them are recent is about Binomial(K, p0), p0 = (m - 1) /
  *       (n + m - 1) for n baseline and m recent points (the k-nearest-
  *       neighbour two-sample idea of Schilling 1986 and Henze 1988, used
  *       point by point). A point whose count has a tail probability below
  *       --emerging-p-value sits where the baseline has nothing. Connected
  *       components of such points (an edge: one among the other's K
- *       nearest), less their rims (members fewer than half of whose
+ *       nearest), less their rims (members fewer than RIM_SHARE of whose
  *       neighbours are in the component: known points beside the new
  *       group), of at least --emerging-min-size are candidates. This sees a
  *       new topic even where its points fall inside a known cluster's
@@ -48,6 +49,7 @@
 #define MEMBERS_SAMPLE 50
 #define EMERGING_COHESION 0.5 /* mean member cosine of a density group */
 #define MIN_BASELINE 50       /* baseline rows the neighbourhood method needs */
+#define RIM_SHARE 0.3 /* fewer of a member's K neighbours in its group: rim */
 
 /* One candidate: group j of labels over a pool. */
 typedef struct {
@@ -365,7 +367,7 @@ static int mark_new(const sd_config *cfg, const drift_work *w, int *nb,
   return 0;
 }
 
-/* Drops the group members fewer than half of whose K neighbours are in
+/* Drops the group members fewer than RIM_SHARE of whose K neighbours are in
  * their own group: the rim of a new group, known points next to it whose
  * own neighbourhood lies elsewhere. One pass over the original labels. */
 static int prune_rims(const int *nb, int K, size_t n, size_t m, int32_t *labels) {
@@ -377,7 +379,7 @@ static int prune_rims(const int *nb, int K, size_t n, size_t m, int32_t *labels)
       int c = nb[i * (size_t)K + (size_t)k];
       in += c >= (int)n && labels[c - (int)n] == labels[i];
     }
-    drop[i] = labels[i] >= 0 && 2 * in < K;
+    drop[i] = labels[i] >= 0 && (double)in < RIM_SHARE * K;
   }
   for (size_t i = 0; i < m; i++)
     if (drop[i]) labels[i] = -1;

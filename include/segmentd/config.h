@@ -73,7 +73,9 @@ typedef struct {
                               the live model by this share of inertia */
   /* drift (drift.h) */
   long drift_interval;     /* seconds between checks; 0 = on request */
-  long drift_sample;       /* MMD sample per side */
+  long drift_sample;       /* MMD sample per side, recent ring */
+  long drift_baseline;     /* vector baseline rows (0: 4 x drift_sample); use
+                              sd_drift_baseline_size() */
   long drift_window;       /* sliding window of assignments for shares */
   long drift_min_points;   /* new points a distribution test needs */
   double drift_p_value;    /* MMD test level */

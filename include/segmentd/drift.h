@@ -148,6 +148,11 @@ void sd_drift_base_free(sd_drift_base *b);
  * it. 0 or SD_ENOMEM. */
 int sd_drift_baseline(sd_drift *d, int space, sd_drift_base *out);
 
+/* Rows of a vector baseline: --drift-baseline (0: 4 x --drift-sample), at
+ * least --drift-sample (the MMD test compares the first --drift-sample of
+ * them). */
+size_t sd_drift_baseline_size(const sd_config *cfg);
+
 /* ---- pinning a baseline by hand (drift_baseline.c) ---- */
 
 /* The baseline a pin of space's model `version` would install, built

@@ -10,7 +10,7 @@ const { chromium } = require('playwright-core');
 const { startServer, request, run } = require('./lib/fixture');
 
 const CHROMIUM = process.env.SD_CHROMIUM || '/usr/bin/chromium';
-const FIXTURE_ARGS = ['--train-min', '200', '--drift-interval', '0', '--drift-sample', '200',
+const FIXTURE_ARGS = ['--train-min', '200', '--drift-interval', '0', '--drift-sample', '200', '--drift-baseline', '200',
   '--drift-min-points', '50', '--emerging-min-size', '15'];
 
 async function getJson(base, path) {

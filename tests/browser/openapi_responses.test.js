@@ -366,7 +366,7 @@ async function main() {
   let t = Date.now();
   const lap = (what) => { console.log(`${what}: ${((Date.now() - t) / 1000).toFixed(1)} s`); t = Date.now(); };
   const srv = await startServer({ data: true, args: ['--train-min', '200', '--drift-interval', '0',
-    '--drift-sample', '200', '--drift-min-points', '50', '--emerging-min-size', '15', '--max-body', '1048576'] });
+    '--drift-sample', '200', '--drift-baseline', '200', '--drift-min-points', '50', '--emerging-min-size', '15', '--max-body', '1048576'] });
   try {
     lap('server with planted data');
     for (const step of [ops, ingest, users, spaces, models, drift, outcomes, experiments]) {

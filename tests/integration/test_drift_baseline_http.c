@@ -5,7 +5,7 @@
  * One server (intents; --drift-window 1000, so the baseline shares count
  * the same 500 assignments as the vector baseline), API keys on:
  *  - the model's baseline is described (source model, complete); pinning
- *    with fewer than --drift-sample window points is 409; bad bodies are
+ *    with fewer than --drift-baseline window points is 409; bad bodies are
  *    400/422, an unknown space 404, a space without a model 409, and none
  *    of them changes the baseline or writes an audit row;
  *  - after a stationary stream, "current" pins the latest 500 points
@@ -129,7 +129,7 @@ static void refusals(sd_server *srv) {
   json_t *before = base_get(srv, "intents");
   json_t *r = base_pin(srv, "intents", NULL, 409); /* 100 window points */
   CHECK(check_error_body(r, "conflict"));
-  CHECK(strstr(json_string_value(json_path(r, "error.message")), "--drift-sample") != NULL);
+  CHECK(strstr(json_string_value(json_path(r, "error.message")), "--drift-baseline") != NULL);
   json_decref(r);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     r = base_pin(srv, "intents", bad[i].body, bad[i].status);
@@ -293,6 +293,7 @@ static void restart_keeps(sd_server *srv, double pre) {
 /* "next" without keys: collected again from the next assignments. */
 static void pin_next(sd_server *srv) {
   const char *const args[] = {"--train-min", "400", "--drift-interval", "0",
+                              "--drift-baseline", "500",
                               "--emerging-min-size", "20", "--drift-window",
                               "1000", NULL};
   CHECK_INT(srv_stop(srv), 0);
@@ -366,6 +367,7 @@ static sd_server *start(const char *keys) {
   fprintf(f, "# segmentd API keys\n" KEY ":ingest+read+admin\n");
   fclose(f);
   const char *const args[] = {"--train-min", "400", "--drift-interval", "0",
+                              "--drift-baseline", "500",
                               "--emerging-min-size", "20", "--drift-window",
                               "1000", "--api-keys-file", keys, NULL};
   sd_server *srv = srv_start(args);

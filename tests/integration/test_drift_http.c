@@ -132,6 +132,7 @@ static void restart_and_clear(sd_server *srv) {
 
 static void intents_drift(void) {
   const char *const args[] = {"--train-min", "400", "--drift-interval", "0",
+                              "--drift-baseline", "500",
                               "--emerging-min-size", "20", "--drift-window",
                               "2000", NULL};
   sd_server *srv = srv_start(args);
@@ -195,6 +196,7 @@ static long long cluster_of_segment(sd_server *srv, const gen_conf *c, int seg) 
 
 static void segments_shift(void) {
   const char *const args[] = {"--train-min", "1000", "--drift-interval", "0",
+                              "--drift-baseline", "500",
                               "--dim", "64", "--k", "4", "--drift-window",
                               "1000", NULL};
   gen_conf c = {SEG_USERS, SEG_N, 10, 1, 0.0, 7, 0, 0, 0, 0, "ds"};

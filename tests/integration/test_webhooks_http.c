@@ -10,7 +10,7 @@
  *     closed); the segments stream opens with a snapshot in parts.
  *  B. users move between segments, new users arrive, one user is erased:
  *     segments.diff events; more planted texts complete the drift
- *     baselines (--drift-sample 50), which a first check confirms.
+ *     baselines (--drift-sample and --drift-baseline 50), which a first check confirms.
  *  C. two new topics at once (crypto, baking), the receiver refuses the
  *     next 3 requests, GET /v1/drift?refresh=true: alerts, among them an
  *     emerging_cluster. Every alert of GET /v1/alerts (all pages) arrives as
@@ -680,7 +680,7 @@ int main(void) {
   rcv_url(r, SEGMENTS_PATH, segments_url, sizeof segments_url);
   const char *args[] = {"--train-min", "300", "--drift-interval", "0",
                         "--emerging-min-size", "20", "--drift-persist", "2",
-                        "--drift-sample", "50", "--drift-window", "200",
+                        "--drift-sample", "50", "--drift-baseline", "50", "--drift-window", "200",
                         "--drift-min-points", "50",
                         "--recluster-interval", "0", "--stability-runs", "0", "--k", "3",
                         "--webhook-url", alerts_url,

@@ -147,6 +147,11 @@ int main(void) {
   sd_config_defaults(&cfg);
   cfg.drift_sample = SAMPLE;
   cfg.drift_window = WINDOW;
+  /* the default vector baseline is 4 x --drift-sample, never below it */
+  CHECK_INT(sd_drift_baseline_size(&cfg), 4 * SAMPLE);
+  cfg.drift_baseline = SAMPLE / 2;
+  CHECK_INT(sd_drift_baseline_size(&cfg), SAMPLE);
+  cfg.drift_baseline = SAMPLE; /* the checks below count SAMPLE points */
   const int dims[2] = {DIM, DIM};
   sd_drift *d = sd_drift_new(&cfg, dims);
   CHECK(d != NULL);
