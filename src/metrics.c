@@ -101,6 +101,47 @@ static void embed(mbuf *b, sd_core *core, sd_embedq *q) {
             "Times the circuit breaker opened.", (double)s.breaker_opens);
 }
 
+/* Each space's drift baseline: its size, whether it is complete, where it
+ * comes from (one series per source, 1 for the current one) and when it
+ * was pinned (0: not pinned). */
+static void baselines(mbuf *b, const sd_watch_stats *w,
+                      const char *const spaces[SD_SPACES]) {
+  static const char *const keys[] = {"space", "source"};
+  char labels[128];
+  mt_family(b, "segmentd_drift_baseline_points", "gauge",
+            "Points of the space's vector drift baseline held so far.");
+  for (int s = 0; s < SD_SPACES; s++) {
+    mt_labels(labels, sizeof(labels), keys, &spaces[s], 1);
+    mt_sample(b, "segmentd_drift_baseline_points", labels,
+              (double)w->base[s].points);
+  }
+  mt_family(b, "segmentd_drift_baseline_complete", "gauge",
+            "1 when the space's drift baseline is complete (every check runs).");
+  for (int s = 0; s < SD_SPACES; s++) {
+    mt_labels(labels, sizeof(labels), keys, &spaces[s], 1);
+    mt_sample(b, "segmentd_drift_baseline_complete", labels,
+              w->base[s].complete);
+  }
+  mt_family(b, "segmentd_drift_baseline_source", "gauge",
+            "1 for where the space's drift baseline comes from: model (the "
+            "first assignments after it), current or next (pinned by hand).");
+  for (int s = 0; s < SD_SPACES; s++)
+    for (int k = 0; k < SD_DRIFT_BASE_SOURCES; k++) {
+      const char *lv[] = {spaces[s], sd_drift_base_sources[k]};
+      mt_labels(labels, sizeof(labels), keys, lv, 2);
+      mt_sample(b, "segmentd_drift_baseline_source", labels,
+                w->base[s].version && w->base[s].source == k);
+    }
+  mt_family(b, "segmentd_drift_baseline_pinned_timestamp_seconds", "gauge",
+            "When the space's drift baseline was pinned by hand (Unix time; "
+            "0: not pinned).");
+  for (int s = 0; s < SD_SPACES; s++) {
+    mt_labels(labels, sizeof(labels), keys, &spaces[s], 1);
+    mt_sample(b, "segmentd_drift_baseline_pinned_timestamp_seconds", labels,
+              (double)w->base[s].pinned_at / 1e3);
+  }
+}
+
 /* Drift status per space and open alerts (all combinations, zeros too). */
 static void drift(mbuf *b, const sd_watch_stats *w) {
   static const char *const keys[] = {"space", "kind", "severity"};
@@ -131,6 +172,7 @@ static void drift(mbuf *b, const sd_watch_stats *w) {
         mt_sample(b, "segmentd_drift_open_alerts", labels,
                   (double)w->open[s][k][v]);
       }
+  baselines(b, w, spaces);
   mt_metric(b, "segmentd_drift_alerts_opened_total", "counter",
             "Drift alerts opened since start.", (double)w->opened);
   mt_metric(b, "segmentd_drift_last_check_timestamp_seconds", "gauge",

@@ -484,6 +484,8 @@ json_t *sd_watch_json(sd_watch *w) {
 
 void sd_watch_get_stats(sd_watch *w, sd_watch_stats *out) {
   memset(out, 0, sizeof(*out));
+  for (int s = 0; s < SD_SPACES; s++)
+    sd_drift_base_describe(sd_core_drift(w->core), s, &out->base[s]);
   pthread_mutex_lock(&w->mu);
   for (size_t i = 0; i < w->n_open; i++) {
     const open_alert *a = &w->open[i];

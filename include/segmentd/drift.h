@@ -3,7 +3,7 @@
  *
  * Owns, per space: the reference of the live model (its cluster counts
  * over the whole training sample, its centroids, and a baseline: the first
- * --drift-sample points assigned once the model is live, with clusters and
+ * --drift-baseline points assigned once the model is live, with clusters and
  * similarities; points the model was fitted on are not used, as they sit
  * closer to its centroids and its encoder projection than new points
  * ever will, which alone would read as drift), the
@@ -143,7 +143,7 @@ void sd_drift_base_free(sd_drift_base *b);
 
 /* sd_drift_observe returns non-zero when its point completed the vector
  * baseline (bit 1) or the baseline shares (bit 2: the clusters of the
- * first max(--drift-window / 2, --drift-sample) assignments, which share
+ * first max(--drift-window / 2, --drift-baseline) assignments, which share
  * checks compare with), which the caller then stores: *out gets a copy of
  * it. 0 or SD_ENOMEM. */
 int sd_drift_baseline(sd_drift *d, int space, sd_drift_base *out);
@@ -157,12 +157,12 @@ size_t sd_drift_baseline_size(const sd_config *cfg);
 
 /* The baseline a pin of space's model `version` would install, built
  * without changing anything: for SD_DRIFT_BASE_CURRENT the latest
- * --drift-sample window points (vector baseline) and the latest
- * max(--drift-window / 2, --drift-sample) of them, or the whole window
+ * sd_drift_baseline_size window points (vector baseline) and the latest
+ * max(--drift-window / 2, that size) of them, or the whole window
  * when it holds fewer (shares); for SD_DRIFT_BASE_NEXT none (level 0: it
  * is collected again from the next assignments). 0, SD_ECONFLICT with msg
- * saying why (no reference of that version, or fewer than --drift-sample
- * points in the window), or SD_ENOMEM. */
+ * saying why (no reference of that version, or fewer than
+ * sd_drift_baseline_size points in the window), or SD_ENOMEM. */
 int sd_drift_pin_plan(sd_drift *d, int space, int64_t version,
                       const sd_drift_pin *pin, sd_drift_base *out, char *msg,
                       size_t msglen);

@@ -58,12 +58,13 @@ json_t *sd_watch_alerts_json(int64_t since_ms, int64_t before, int limit,
 
 /* For /metrics: open alerts by space, kind (index into sd_drift_kinds;
  * the last slot counts any other kind) and severity (0 warning, 1
- * critical), alerts opened since start, and when checks last ran (or the
- * watch started). */
+ * critical), alerts opened since start, when checks last ran (or the
+ * watch started), and each space's drift baseline as it is now. */
 typedef struct {
   int64_t open[SD_SPACES][SD_DRIFT_KINDS + 1][2];
   int64_t opened;
   int64_t last_check_ms;
+  sd_drift_base_info base[SD_SPACES];
 } sd_watch_stats;
 void sd_watch_get_stats(sd_watch *w, sd_watch_stats *out);
 

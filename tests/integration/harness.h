@@ -215,6 +215,14 @@ long get_user_counts(sd_server *srv, const char *user_id, long long *events,
 /* The entry of GET /v1/spaces named `space` (new reference) or NULL. */
 json_t *get_space(sd_server *srv, const char *space);
 
+/* The value of one series ("name", or "name{labels}" as printed) in a
+ * /metrics text: -1 when absent or unparsable. */
+double metrics_series(const char *text, const char *series);
+
+/* GET /metrics and the value of one series in it: -1 when absent or the
+ * scrape failed. */
+double http_metric(sd_server *srv, const char *series);
+
 /* The "points" of space in GET /v1/spaces, or -1. */
 long long space_points(sd_server *srv, const char *space);
 

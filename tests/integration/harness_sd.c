@@ -69,6 +69,24 @@ long get_user_counts(sd_server *srv, const char *user_id, long long *events,
   return status == 200 ? 0 : status;
 }
 
+double metrics_series(const char *text, const char *series) {
+  size_t n = strlen(series);
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+    if (!strncmp(p, series, n) && p[n] == ' ') {
+      char *end;
+      double v = strtod(p + n + 1, &end);
+      return end == p + n + 1 ? -1 : v;
+    }
+  return -1;
+}
+
+double http_metric(sd_server *srv, const char *series) {
+  http_resp r = http_req(srv, "GET", "/metrics", NULL, NULL, 0);
+  double v = r.status == 200 ? metrics_series(r.body, series) : -1;
+  http_resp_free(&r);
+  return v;
+}
+
 json_t *get_space(sd_server *srv, const char *space) {
   long status = 0;
   json_t *all = http_json(srv, "GET", "/v1/spaces", NULL, &status);

@@ -109,6 +109,25 @@ static int emerged(const json_t *drift) {
   return 0;
 }
 
+/* /metrics agrees with the intents baseline: its source (one series per
+ * source, 1 for the current one), points, completeness and pin time. */
+static void check_metrics(sd_server *srv, const char *source, double points,
+                          int complete, int pinned) {
+  static const char *const sources[] = {"model", "current", "next"};
+  for (int k = 0; k < 3; k++) {
+    char s[128];
+    snprintf(s, sizeof s, "segmentd_drift_baseline_source{space=\"intents\","
+             "source=\"%s\"}", sources[k]);
+    CHECK_INT(http_metric(srv, s), !strcmp(sources[k], source));
+  }
+  CHECK(http_metric(srv, "segmentd_drift_baseline_points{space=\"intents\"}") == points);
+  CHECK_INT(http_metric(srv, "segmentd_drift_baseline_complete{space=\"intents\"}"),
+            complete);
+  double at = http_metric(srv, "segmentd_drift_baseline_pinned_timestamp_seconds"
+                               "{space=\"intents\"}");
+  CHECK(pinned ? at > 1.7e9 : at == 0);
+}
+
 /* Refusals: none changes the baseline or writes an audit row. */
 static void refusals(sd_server *srv) {
   static const struct {
@@ -167,6 +186,7 @@ static void pin_stationary(sd_server *srv) {
   long long version = json_path_int(b, "model_version", 0);
   CHECK(version >= 1);
   json_decref(b);
+  check_metrics(srv, "model", SAMPLE, 1, 0);
   refusals(srv);
   for (int k = 0; k < 2; k++) json_decref(interval(srv, 0));
   json_t *p = base_pin(srv, "intents", NULL, 200);
@@ -178,6 +198,7 @@ static void pin_stationary(sd_server *srv) {
   CHECK(json_is_true(json_object_get(p, "complete")));
   CHECK(json_is_string(json_object_get(p, "pinned_at")));
   CHECK(!strcmp(str_of(p, "pinned_by"), "--api-keys-file line 2"));
+  check_metrics(srv, "current", SAMPLE, 1, 1);
   b = base_get(srv, "intents");
   CHECK(json_equal(p, b));
   long st;
@@ -305,6 +326,7 @@ static void pin_next(sd_server *srv) {
   CHECK_INT(json_path_int(p, "points", -1), 0);
   CHECK(json_is_false(json_object_get(p, "complete")));
   CHECK(json_is_null(json_object_get(p, "pinned_by")));
+  check_metrics(srv, "next", 0, 0, 1);
   json_decref(base_pin(srv, "intents", "{}", 409)); /* nothing in the window */
   CHECK_INT(srv_stop(srv), 0); /* an empty baseline is stored as such */
   CHECK_INT(srv_restart(srv), 0);

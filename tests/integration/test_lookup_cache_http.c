@@ -24,16 +24,6 @@ static const char *str(const json_t *o, const char *path) {
   return json_string_value(json_path(o, path));
 }
 
-/* The value of one counter in a scrape of /metrics (-1: absent). */
-static double metric(sd_server *srv, const char *name) {
-  http_resp r = http_req(srv, "GET", "/metrics", NULL, NULL, 0);
-  double v = -1;
-  size_t n = strlen(name);
-  for (const char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-    if (!strncmp(p, name, n) && p[n] == ' ') v = strtod(p + n + 1, NULL);
-  http_resp_free(&r);
-  return v;
-}
 
 static void wait_settled(sd_server *srv, long long users) {
   int tries = (int)(150 * harness_timeout_scale());
@@ -52,15 +42,15 @@ static void wait_settled(sd_server *srv, long long users) {
 /* Repeats are served from memory, and the batch lookup agrees. */
 static void test_hit(sd_server *srv) {
   long st;
-  double hits = metric(srv, "segmentd_lookup_cache_hits_total");
+  double hits = http_metric(srv, "segmentd_lookup_cache_hits_total");
   json_t *a = lookup(srv, "c1", &st), *b;
   CHECK_INT(st, 200);
   sleep_ms(5);
   b = lookup(srv, "c1", &st);
   CHECK_STR(str(b, "computed_at"), str(a, "computed_at"));
   CHECK(json_equal(a, b));
-  CHECK(metric(srv, "segmentd_lookup_cache_hits_total") >= hits + 1);
-  CHECK(metric(srv, "segmentd_lookup_cache_entries") >= 1);
+  CHECK(http_metric(srv, "segmentd_lookup_cache_hits_total") >= hits + 1);
+  CHECK(http_metric(srv, "segmentd_lookup_cache_entries") >= 1);
   json_t *r = http_json(srv, "POST", "/v1/segments/lookup",
                         "{\"user_ids\":[\"c1\",\"nobody\"]}", &st);
   CHECK_INT(st, 200);
@@ -171,7 +161,7 @@ int main(void) {
   sleep_ms(5);
   json_t *b = lookup(srv, "c1", &st);
   CHECK(strcmp(str(b, "computed_at"), str(a, "computed_at")) > 0);
-  CHECK(metric(srv, "segmentd_lookup_cache_hits_total") == 0);
+  CHECK(http_metric(srv, "segmentd_lookup_cache_hits_total") == 0);
   json_decref(a), json_decref(b);
   stop(srv);
   return check_done("test_lookup_cache_http");

@@ -27,17 +27,11 @@
 
 static sd_server *srv;
 
-/* The value of one series ("name{labels}") in a scrape; 0 when absent
- * (a series appears once it has seen a request), -1 when unparsable. */
+/* The value of one series ("name{labels}") in a scrape; 0 when absent (a
+ * series appears once it has seen a request) or unparsable. */
 static double series(const char *text, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-    if (!strncmp(p, name, n) && p[n] == ' ') {
-      char *end;
-      double v = strtod(p + n + 1, &end);
-      return end == p + n + 1 ? -1 : v;
-    }
-  return 0;
+  double v = metrics_series(text, name);
+  return v < 0 ? 0 : v; /* every value here is a count, a size or a time */
 }
 
 static char *scrape(void) {

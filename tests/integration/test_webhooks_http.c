@@ -96,23 +96,6 @@ static void ingest_texts(sd_server *srv, json_t *items) {
   json_decref(items);
 }
 
-/* The value of an unlabelled metric in GET /metrics, or -1. */
-static double metric(sd_server *srv, const char *name) {
-  http_resp r = http_req(srv, "GET", "/metrics", NULL, NULL, 0);
-  double v = -1;
-  size_t k = strlen(name);
-  for (const char *p = r.status == 200 ? r.body : NULL; p && *p;) {
-    if (!strncmp(p, name, k) && p[k] == ' ') {
-      v = strtod(p + k + 1, NULL);
-      break;
-    }
-    p = strchr(p, '\n');
-    p = p ? p + 1 : NULL;
-  }
-  http_resp_free(&r);
-  return v;
-}
-
 /* Every alert of GET /v1/alerts, following next_cursor (new reference). */
 static json_t *all_alerts(sd_server *srv) {
   json_t *all = json_array();
@@ -158,11 +141,11 @@ static int wait_drained(sd_server *srv, rcv *r, double quiet_s,
       changed = now_s();
     }
     if (now_s() - changed >= quiet_s &&
-        metric(srv, "segmentd_webhook_outbox_pending") == 0)
+        http_metric(srv, "segmentd_webhook_outbox_pending") == 0)
       return 0;
   }
   fprintf(stderr, "wait_drained: still pending after %.0f s (%.0f)\n",
-          timeout_s, metric(srv, "segmentd_webhook_outbox_pending"));
+          timeout_s, http_metric(srv, "segmentd_webhook_outbox_pending"));
   return -1;
 }
 
@@ -775,7 +758,7 @@ int main(void) {
   }
   rcv_get_counts(r, &c1);
   CHECK(c1.refused_503 > c0.refused_503);
-  CHECK(metric(srv, "segmentd_webhook_outbox_pending") > 0);
+  CHECK(http_metric(srv, "segmentd_webhook_outbox_pending") > 0);
   json_t *before_kill = all_alerts(srv);
   srv_kill9(srv);
   rcv_get_counts(r, &c1);
@@ -830,9 +813,9 @@ int main(void) {
   CHECK(cf.refused_500 >= 2 && cf.refused_429 >= 2 && cf.refused_close >= 2);
 
   /* metrics, then a graceful stop: every row of the outbox is delivered */
-  CHECK(metric(srv, "segmentd_webhook_deliveries_total") > 0);
-  CHECK(metric(srv, "segmentd_webhook_outbox_pending") == 0);
-  CHECK(metric(srv, "segmentd_webhook_given_up_total") == 0);
+  CHECK(http_metric(srv, "segmentd_webhook_deliveries_total") > 0);
+  CHECK(http_metric(srv, "segmentd_webhook_outbox_pending") == 0);
+  CHECK(http_metric(srv, "segmentd_webhook_given_up_total") == 0);
   CHECK_INT(srv_stop(srv), 0);
   json_t *final_rows = read_outbox(srv->db);
   CHECK_INT(count_pending(final_rows, "alerts") + count_pending(final_rows, "segments"), 0);
