@@ -263,6 +263,10 @@ static const opt_row opt_rows[] = {
     {"retention-interval", "SEGMENTD_RETENTION_INTERVAL", OPT_LONG,
      O(retention_interval), "3600", 1, 604800,
      "seconds between retention runs (the first runs once serving)"},
+    {"sqlite-mmap-mb", "SEGMENTD_SQLITE_MMAP_MB", OPT_LONG, O(sqlite_mmap_mb),
+     "1024", 0, 1048576, "MiB of the database each SQLite connection reads "
+     "through a memory map (0 = off: reads copy pages into its page cache; "
+     "mapped pages count in RSS)"},
     {"lookup-cache", "SEGMENTD_LOOKUP_CACHE", OPT_LONG, O(lookup_cache),
      "1000000", 0, 100000000, "users whose segment answers are kept in "
      "memory (about 250 bytes each; 0 = off)"},

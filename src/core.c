@@ -214,6 +214,7 @@ int sd_core_queue_depth(sd_core *c) {
 }
 
 static int core_open(sd_core *c, char *msg, size_t msglen) {
+  sd_store_set_mmap((int64_t)c->cfg->sqlite_mmap_mb << 20);
   int rc = sd_store_open(c->cfg->db, &c->db, msg, msglen);
   if (rc < 0) return rc;
   if ((rc = sd_checkpointer_start(c->db, c->cfg->db, &c->ckpt)) < 0) {

@@ -57,6 +57,10 @@ static int store_migrate(sd_store *s, char *msg, size_t msglen) {
   return 0;
 }
 
+static _Atomic int64_t mmap_bytes = 1073741824;
+
+void sd_store_set_mmap(int64_t bytes) { mmap_bytes = bytes; }
+
 static int store_connect(const char *path, int readonly, sd_store **out,
                          char *msg, size_t msglen) {
   *out = NULL;
@@ -79,8 +83,11 @@ static int store_connect(const char *path, int readonly, sd_store **out,
   sqlite3_busy_timeout(s->db, 5000);
   sqlite3_extended_result_codes(s->db, 1);
   /* reads through a memory map: no pread() per page on the hot path */
-  sqlite3_exec(s->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384",
-               0, 0, NULL);
+  char pragmas[96];
+  snprintf(pragmas, sizeof(pragmas),
+           "PRAGMA mmap_size=%lld; PRAGMA cache_size=-16384",
+           (long long)mmap_bytes);
+  sqlite3_exec(s->db, pragmas, 0, 0, NULL);
   *out = s;
   return 0;
 }

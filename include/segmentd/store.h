@@ -29,6 +29,11 @@ extern const int sd_migrations_count;
 
 typedef struct sd_store sd_store;
 
+/* Bytes of the database every connection opened from now on reads through
+ * a memory map (PRAGMA mmap_size; default 1 GiB, 0 = off). Process-wide:
+ * set once before the first connection. */
+void sd_store_set_mmap(int64_t bytes);
+
 /* Opens (creating directories' file if needed) and migrates the database.
  * 0 or a negative sd_err; on error *out is NULL and msg says why. */
 int sd_store_open(const char *path, sd_store **out, char *msg, size_t msglen);

@@ -3,7 +3,9 @@
  * a repeated lookup is served from memory (same computed_at, counted in
  * /metrics), and nothing a client does leaves a stale answer behind:
  * new events for the user, a renamed segment, an erasure, a re-cluster,
- * the TTL. With --lookup-cache 0 every answer is computed afresh.
+ * the TTL. With --lookup-cache 0 every answer is computed afresh. The
+ * database file is memory-mapped by default and not with
+ * --sqlite-mmap-mb 0 (/proc/<pid>/maps).
  */
 #include "check.h"
 #include "harness.h"
@@ -123,10 +125,28 @@ static void test_ttl(sd_server *srv) {
   json_decref(a), json_decref(b);
 }
 
-static sd_server *start(const char *cache) {
+/* Is the server's database file (not its -shm) mapped into its memory? */
+static int db_mapped(const sd_server *srv) {
+  char path[64], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)srv->pid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  int found = 0;
+  size_t n = strlen(srv->db);
+  while (f && fgets(line, sizeof line, f)) {
+    size_t len = strlen(line);
+    found |= len > n && !strncmp(line + len - n - 1, srv->db, n) &&
+             line[len - 1] == '\n';
+  }
+  if (f) fclose(f);
+  return found;
+}
+
+static sd_server *start(const char *cache, const char *mmap_mb) {
   const char *args[] = {"--train-min", "60", "--dim", "64", "--k", "3",
                         "--stability-runs", "0", "--lookup-cache-ttl", "2",
-                        "--lookup-cache", cache, NULL};
+                        "--lookup-cache", cache, "--sqlite-mmap-mb", mmap_mb,
+                        NULL};
   sd_server *srv = srv_start(args);
   CHECK(srv != NULL);
   if (!srv) return NULL;
@@ -145,16 +165,17 @@ static void stop(sd_server *srv) {
 }
 
 int main(void) {
-  sd_server *srv = start("1000");
+  sd_server *srv = start("1000", "1024");
   if (!srv) return check_done("test_lookup_cache_http");
   test_hit(srv);
+  CHECK(db_mapped(srv));
   test_ingest(srv);
   test_rename(srv);
   test_erase(srv);
   test_recluster(srv);
   test_ttl(srv);
   stop(srv);
-  srv = start("0"); /* off: every answer computed */
+  srv = start("0", "0"); /* off: every answer computed, no map */
   if (!srv) return check_done("test_lookup_cache_http");
   long st;
   json_t *a = lookup(srv, "c1", &st);
@@ -162,6 +183,7 @@ int main(void) {
   json_t *b = lookup(srv, "c1", &st);
   CHECK(strcmp(str(b, "computed_at"), str(a, "computed_at")) > 0);
   CHECK(http_metric(srv, "segmentd_lookup_cache_hits_total") == 0);
+  CHECK(!db_mapped(srv));
   json_decref(a), json_decref(b);
   stop(srv);
   return check_done("test_lookup_cache_http");
