@@ -23,6 +23,8 @@
 #                                     the 5% target is a printed verdict)
 #      SOAK_WARM_S (120; short: 0)    seconds of the soak workload run before
 #                                     the measured soak (not measured)
+#      SOAK_SERVE_ARGS                more `segmentd serve` flags (split on
+#                                     spaces), e.g. "--sqlite-mmap-mb 0"
 #
 # The workload: wrk with soak_lookup.lua (GET /v1/users/{id}/segment,
 # random known users; latency percentiles and status counts) and, beside it,
@@ -92,7 +94,7 @@ trap cleanup EXIT
 # ---- server and data ----------------------------------------------------------
 # the first models train once half the users (at most 1,000) are loaded
 "$BIN" serve --listen 127.0.0.1:0 --db "$work/sd.db" --port-file "$work/port" \
-  --train-min $((USERS / 2 < 1000 ? USERS / 2 : 1000)) \
+  --train-min $((USERS / 2 < 1000 ? USERS / 2 : 1000)) ${SOAK_SERVE_ARGS:-} \
   >>"$work/sd.log" 2>&1 &
 sd_pid=$!
 for _ in $(seq 600); do
@@ -241,7 +243,7 @@ $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname
 work during the run (load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)).
 Commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown) (plus the working tree). Binary: $BIN.
 Data: $USERS users x $EPU events, $TEXTS texts, then the soak's own ingest.
-Command: bench/soak.sh --duration $DUR$([ "$SHORT" = 1 ] && echo " --short").
+Command: $([ -n "${SOAK_SERVE_ARGS:-}" ] && echo "SOAK_SERVE_ARGS=\"$SOAK_SERVE_ARGS\" ")bench/soak.sh --duration $DUR$([ "$SHORT" = 1 ] && echo " --short").
 
 ## Probe search (lookup connections, each ${PROBE_S} s with the mix beside)
 
