@@ -305,6 +305,8 @@ static void *maint_main(void *arg) {
     int64_t t0 = sd_mono_ns();
     int rc = run_job(m, &req, &summary, j->msg, sizeof(j->msg));
     sd_metrics_recluster(req.space, rc == 0, (double)(sd_mono_ns() - t0) / 1e9);
+    if (rc < 0 && !j->msg[0]) /* e.g. cancelled by a stop: say so */
+      snprintf(j->msg, sizeof(j->msg), "%s", sd_err_message(rc));
     if (rc < 0) sd_log_warn("re-cluster job %lld failed: %s", (long long)j->id, j->msg);
     finish_job(m, j, rc, summary);
     m->mix_at = 0; /* cluster ids may have changed: count the mix again */

@@ -128,8 +128,8 @@ static void check_dominant_intents(sd_server *srv) {
   /* counted once the maintenance thread is idle: after the segments
    * re-cluster the intents model's encoder refit queues, which on a loaded
    * machine takes a while (bounded by the test's timeout) */
-  double t0 = now_s();
-  for (; now_s() - t0 < 150; sleep_ms(250)) {
+  double t0 = now_s(), limit = 150 * harness_timeout_scale();
+  for (; now_s() - t0 < limit; sleep_ms(250)) {
     json_decref(cl);
     cl = http_json(srv, "GET", "/v1/spaces/segments/clusters", NULL, &st);
     json_t *first = json_array_get(json_object_get(cl, "clusters"), 0);
