@@ -3,14 +3,16 @@
  * each space (drift.h); the detectors are in drift_detect.c.
  *
  * After a new model's reference arrives, the first sd_drift_baseline_size
- * (--drift-baseline) assignments form its baseline (drift.h says why); then the window, a
- * ring of the latest --drift-window assignments (vector, cluster index,
- * similarity), fills. The latest --drift-sample window points also
- * enter the recent ring, with the entity's id and text, and an assignment
- * whose similarity is below its cluster's radius (the --outlier-quantile
- * of the baseline members' similarities) the outlier ring. Both rings keep
- * one slot per entity (a user updated again replaces its slot). Everything is reset when a new model's reference arrives, since
- * cluster indexes and the vector space may have changed, and when a
+ * (--drift-baseline) assignments form its baseline (drift.h says why);
+ * then the window, a ring of the latest --drift-window assignments
+ * (vector, cluster index, similarity), fills. The latest --drift-sample
+ * window points also enter the recent ring, with the entity's id and
+ * text, and an assignment whose similarity is below its cluster's radius
+ * (the --outlier-quantile of the baseline members' similarities) the
+ * outlier ring. Both rings keep one slot per entity (a user updated again
+ * replaces its slot). Everything is reset when a new model's reference
+ * arrives, since cluster indexes and the vector space may have changed,
+ * and when a
  * baseline is pinned by hand (drift_baseline.c builds it, and it arrives
  * as a reference of the same model), so that checks compare it only with
  * points assigned after it.

@@ -14,8 +14,8 @@
  * window when it holds fewer, as the baseline shares with their
  * per-cluster vector and similarity sums (what PSI, share, centroid,
  * cohesion and vanishing checks compare with). It needs at least
- * sd_drift_baseline_size window points: the size of the vector baseline a model
- * collects. A "next" pin empties the baseline, which is then collected
+ * sd_drift_baseline_size window points: the size of the vector baseline a
+ * model collects. A "next" pin empties the baseline, which is then collected
  * again from the next assignments as after a model install.
  *
  * Threads: called from the core writer (plan) or any thread (describe);

@@ -7,8 +7,9 @@
  *       times as many by default: the fewer of a point's neighbours chance
  *       makes recent, the sooner a small new group stands out). Each recent
  *       point's K nearest neighbours (K = --emerging-neighbours; cosine, one
- *       sgemm) among both sets: with no change, how many of them are recent is about Binomial(K, p0), p0 = (m - 1) /
- *       (n + m - 1) for n baseline and m recent points (the k-nearest-
+ *       sgemm) among both sets: with no change, how many of them are
+ *       recent is about Binomial(K, p0), p0 = (m - 1) / (n + m - 1) for n
+ *       baseline and m recent points (the k-nearest-
  *       neighbour two-sample idea of Schilling 1986 and Henze 1988, used
  *       point by point). A point whose count has a tail probability below
  *       --emerging-p-value sits where the baseline has nothing. Connected
