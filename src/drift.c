@@ -12,10 +12,9 @@
  * outlier ring. Both rings keep one slot per entity (a user updated again
  * replaces its slot). Everything is reset when a new model's reference
  * arrives, since cluster indexes and the vector space may have changed,
- * and when a
- * baseline is pinned by hand (drift_baseline.c builds it, and it arrives
- * as a reference of the same model), so that checks compare it only with
- * points assigned after it.
+ * and when a baseline is pinned by hand (drift_baseline.c builds it, and
+ * it arrives as a reference of the same model), so that checks compare it
+ * only with points assigned after it.
  */
 #include "drift_int.h"
 
