@@ -101,27 +101,38 @@ static void embed(mbuf *b, sd_core *core, sd_embedq *q) {
             "Times the circuit breaker opened.", (double)s.breaker_opens);
 }
 
+/* One gauge family with a sample per space. */
+static void per_space(mbuf *b, const char *name, const char *help,
+                      const char *const spaces[SD_SPACES],
+                      const double v[SD_SPACES]) {
+  static const char *const keys[] = {"space"};
+  char labels[96];
+  mt_family(b, name, "gauge", help);
+  for (int s = 0; s < SD_SPACES; s++) {
+    mt_labels(labels, sizeof(labels), keys, &spaces[s], 1);
+    mt_sample(b, name, labels, v[s]);
+  }
+}
+
 /* Each space's drift baseline: its size, whether it is complete, where it
  * comes from (one series per source, 1 for the current one) and when it
  * was pinned (0: not pinned). */
 static void baselines(mbuf *b, const sd_watch_stats *w,
                       const char *const spaces[SD_SPACES]) {
   static const char *const keys[] = {"space", "source"};
+  double points[SD_SPACES], complete[SD_SPACES], pinned[SD_SPACES];
+  for (int s = 0; s < SD_SPACES; s++) {
+    points[s] = (double)w->base[s].points;
+    complete[s] = w->base[s].complete;
+    pinned[s] = (double)w->base[s].pinned_at / 1e3;
+  }
+  per_space(b, "segmentd_drift_baseline_points",
+            "Points of the space's vector drift baseline held so far.", spaces,
+            points);
+  per_space(b, "segmentd_drift_baseline_complete",
+            "1 when the space's drift baseline is complete (every check runs).",
+            spaces, complete);
   char labels[128];
-  mt_family(b, "segmentd_drift_baseline_points", "gauge",
-            "Points of the space's vector drift baseline held so far.");
-  for (int s = 0; s < SD_SPACES; s++) {
-    mt_labels(labels, sizeof(labels), keys, &spaces[s], 1);
-    mt_sample(b, "segmentd_drift_baseline_points", labels,
-              (double)w->base[s].points);
-  }
-  mt_family(b, "segmentd_drift_baseline_complete", "gauge",
-            "1 when the space's drift baseline is complete (every check runs).");
-  for (int s = 0; s < SD_SPACES; s++) {
-    mt_labels(labels, sizeof(labels), keys, &spaces[s], 1);
-    mt_sample(b, "segmentd_drift_baseline_complete", labels,
-              w->base[s].complete);
-  }
   mt_family(b, "segmentd_drift_baseline_source", "gauge",
             "1 for where the space's drift baseline comes from: model (the "
             "first assignments after it), current or next (pinned by hand).");
@@ -132,14 +143,9 @@ static void baselines(mbuf *b, const sd_watch_stats *w,
       mt_sample(b, "segmentd_drift_baseline_source", labels,
                 w->base[s].version && w->base[s].source == k);
     }
-  mt_family(b, "segmentd_drift_baseline_pinned_timestamp_seconds", "gauge",
+  per_space(b, "segmentd_drift_baseline_pinned_timestamp_seconds",
             "When the space's drift baseline was pinned by hand (Unix time; "
-            "0: not pinned).");
-  for (int s = 0; s < SD_SPACES; s++) {
-    mt_labels(labels, sizeof(labels), keys, &spaces[s], 1);
-    mt_sample(b, "segmentd_drift_baseline_pinned_timestamp_seconds", labels,
-              (double)w->base[s].pinned_at / 1e3);
-  }
+            "0: not pinned).", spaces, pinned);
 }
 
 /* Drift status per space and open alerts (all combinations, zeros too). */
