@@ -193,10 +193,22 @@ rss_line() { # label -> "label VmRSS RssAnon RssFile+RssShmem" (kB)
   awk -v t="$1" '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2}
     /^RssShmem/ {f += $2} END {print t, r, a, f}' "/proc/$sd_pid/status"
 }
-sample_rss() { # every 5 s: seconds VmRSS RssAnon mapped (kB)
+smaps_by() { # -> "what kB" lines: Rss per kind of mapping (smaps)
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {p = $6; n = split(p, a, "/"); b = a[n]
+         k = (b ~ /^sd\.db/) ? b : (p ~ /^\//) ? "other-files" : "anonymous"}
+       /^Rss:/ {s[k] += $2} END {for (k in s) print k, s[k]}' "/proc/$sd_pid/smaps"
+}
+warm_at=0 warm_what="start of the measured soak, after $WARM_S s of warm-up"
+if [ "$WARM_S" = 0 ]; then
+  warm_at=$((DUR / 5 < 60 ? DUR / 5 : 60)) warm_what="$warm_at s into the soak"
+fi
+sample_rss() { # every 5 s: seconds VmRSS RssAnon mapped (kB); smaps at warm_at
   local t0=$SECONDS
   while kill -0 "$sd_pid" 2>/dev/null; do
     rss_line $((SECONDS - t0)) >>"$work/rss.txt"
+    if [ ! -s "$work/smaps-w.txt" ] && [ $((SECONDS - t0)) -ge "$warm_at" ]; then
+      smaps_by >"$work/smaps-w.txt" || true
+    fi
     sleep 5
   done
 }
@@ -208,6 +220,7 @@ sampler=$!
 log "soak: $DUR s, $CONNS lookup connections, mix at most $MIX_RATE requests/s"
 run_pair "$CONNS" "$DUR" soak
 rss_line end >>"$work/rss.txt"
+smaps_by >"$work/smaps-e.txt" || true
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 
@@ -223,10 +236,6 @@ sd_pid=
 lk=$work/lk-soak.txt mx=$work/mx-soak.txt
 grep -q '^lookup ' "$lk" || { cat "$lk" >&2; die "the lookup run reported nothing"; }
 grep -q '^mix ' "$mx" || { cat "$mx" >&2; die "the mix run reported nothing"; }
-warm_at=0 warm_what="start of the measured soak, after $WARM_S s of warm-up"
-if [ "$WARM_S" = 0 ]; then
-  warm_at=$((DUR / 5 < 60 ? DUR / 5 : 60)) warm_what="$warm_at s into the soak"
-fi
 read -r _ rss_w anon_w map_w < <(awk -v w="$warm_at" '$1 != "end" && $1 >= w {print; exit}' "$work/rss.txt")
 read -r _ rss_e anon_e map_e < <(grep '^end ' "$work/rss.txt")
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", 100 * (b - a) / a}'; }
@@ -274,6 +283,13 @@ p99 $(field "$lk" lookup p99), p99.9 $(field "$lk" lookup p999)
 | RSS (VmRSS) | $((rss_w / 1024)) MiB | $((rss_e / 1024)) MiB | $g_rss% | $(verdict "$g_rss" 5) |
 | of which RssAnon (heap: the process's own memory) | $((anon_w / 1024)) MiB | $((anon_e / 1024)) MiB | $g_anon% | $(verdict "$g_anon" 5) |
 | of which RssFile + RssShmem (database pages mapped by SQLite) | $((map_w / 1024)) MiB | $((map_e / 1024)) MiB | $g_map% | (info) |
+
+Resident pages by mapping (/proc/PID/smaps Rss, MiB, after warm-up -> end):
+$(awk 'NR == FNR {w[$1] = $2; next} {e[$1] = $2} END {for (k in e) w[k] += 0
+  for (k in w) {printf "%s%s %.1f -> %.1f", sep, k, w[k] / 1024, e[k] / 1024; sep = "; "}}' \
+  "$work/smaps-w.txt" "$work/smaps-e.txt" 2>/dev/null)
+(sd.db: the database pages read through SQLite's memory map; sd.db-shm: the
+WAL index; other-files: code of segmentd and its libraries).
 
 Database files (with the WAL): $db_w MiB after warm-up, $(db_mib) MiB at the end (the soak's ingest grows it).
 

@@ -572,6 +572,7 @@ static void wind_down(sd_embedq *q) {
 
 static void *embedq_main(void *arg) {
   sd_embedq *q = arg;
+  sd_store_reader_for_scans();
   while (!stopping(q)) {
     int64_t now = sd_now_ms();
     drain(q, now);

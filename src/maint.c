@@ -283,6 +283,7 @@ static void schedule(sd_maint *m) {
 
 static void *maint_main(void *arg) {
   sd_maint *m = arg;
+  sd_store_reader_for_scans();
   pthread_mutex_lock(&m->mu);
   while (!m->stopping) {
     mjob *j = job_next_queued(m);

@@ -118,6 +118,8 @@ static mhist ingest_batches[2];
 static _Atomic uint64_t ingest_items[2][2]; /* [kind][accepted, duplicate] */
 static _Atomic uint64_t queue_full;
 static mhist commits;
+static _Atomic int64_t wal_pages;
+static _Atomic uint64_t checkpoints[2]; /* [thread, writer] */
 static const char *const SPACES[SD_SPACES] = {"intents", "segments"};
 static mhist reclusters[SD_SPACES][2]; /* [space][done, failed] */
 
@@ -137,6 +139,14 @@ void sd_metrics_queue_full(void) {
 
 void sd_metrics_commit(double seconds) {
   mh_observe(&commits, &SPEC_SECONDS, seconds);
+}
+
+void sd_metrics_wal_pages(int pages) {
+  atomic_store_explicit(&wal_pages, pages, memory_order_relaxed);
+}
+
+void sd_metrics_checkpoint(int on_writer) {
+  atomic_fetch_add_explicit(&checkpoints[on_writer != 0], 1, memory_order_relaxed);
 }
 
 void sd_metrics_recluster(int space, int ok, double seconds) {
@@ -178,6 +188,23 @@ static void render_writer(mbuf *b) {
             "model installs, re-assignment steps, other writes).");
   mh_render(b, "segmentd_sqlite_commit_duration_seconds", "", &commits,
             &SPEC_SECONDS);
+  mt_metric(b, "segmentd_sqlite_wal_pages", "gauge",
+            "Pages in the WAL file after the writer's last commit (rewound to "
+            "0 once a checkpoint has copied every page back and no reader "
+            "needs them).",
+            (double)atomic_load_explicit(&wal_pages, memory_order_relaxed));
+  static const char *const key[] = {"by"};
+  static const char *const by[] = {"thread", "writer"};
+  char labels[64];
+  mt_family(b, "segmentd_sqlite_checkpoints_total", "counter",
+            "WAL checkpoints that ran: every 1,000 WAL pages on the checkpoint "
+            "thread; past 16,000 the writer's catch-up that lets the WAL be "
+            "rewound.");
+  for (int i = 0; i < 2; i++) {
+    mt_labels(labels, sizeof(labels), key, &by[i], 1);
+    mt_sample(b, "segmentd_sqlite_checkpoints_total", labels,
+              (double)atomic_load_explicit(&checkpoints[i], memory_order_relaxed));
+  }
 }
 
 static void render_reclusters(mbuf *b) {

@@ -641,6 +641,7 @@ static void wind_down(sd_notify *n) {
 
 static void *notify_main(void *arg) {
   sd_notify *n = arg;
+  sd_store_reader_for_scans();
   while (!stopping(n)) {
     int64_t now = sd_now_ms();
     drain(n, now);

@@ -61,8 +61,25 @@ static _Atomic int64_t mmap_bytes = 1073741824;
 
 void sd_store_set_mmap(int64_t bytes) { mmap_bytes = bytes; }
 
-static int store_connect(const char *path, int readonly, sd_store **out,
-                         char *msg, size_t msglen) {
+/* How a connection reads the file: the readers of request threads through
+ * the memory map (the lookup's hot path); the writer and the background
+ * threads' readers through their own bounded page caches, so that the
+ * pages their scans and inserts touch do not stay mapped in the RSS. */
+typedef enum { READ_MAPPED, READ_CACHED, READ_SCAN } read_mode;
+
+static void store_tune(sd_store *s, read_mode mode) {
+  char pragmas[96];
+  long long map = mode == READ_MAPPED ? (long long)mmap_bytes : 0;
+  /* a scan reads each page once: a small cache serves its b-tree's
+   * interior pages; request readers and the writer keep more */
+  int cache_kib = mode == READ_SCAN ? 2048 : mode == READ_MAPPED ? 16384 : 65536;
+  snprintf(pragmas, sizeof(pragmas), "PRAGMA mmap_size=%lld; PRAGMA cache_size=-%d",
+           map, cache_kib);
+  sqlite3_exec(s->db, pragmas, 0, 0, NULL);
+}
+
+static int store_connect(const char *path, int readonly, read_mode mode,
+                         sd_store **out, char *msg, size_t msglen) {
   *out = NULL;
   sd_store *s = calloc(1, sizeof(*s));
   if (!s || !(s->path = strdup(path))) {
@@ -82,25 +99,19 @@ static int store_connect(const char *path, int readonly, sd_store **out,
   }
   sqlite3_busy_timeout(s->db, 5000);
   sqlite3_extended_result_codes(s->db, 1);
-  /* reads through a memory map: no pread() per page on the hot path */
-  char pragmas[96];
-  snprintf(pragmas, sizeof(pragmas),
-           "PRAGMA mmap_size=%lld; PRAGMA cache_size=-16384",
-           (long long)mmap_bytes);
-  sqlite3_exec(s->db, pragmas, 0, 0, NULL);
+  store_tune(s, mode);
   *out = s;
   return 0;
 }
 
 int sd_store_open(const char *path, sd_store **out, char *msg, size_t msglen) {
   sd_store *s;
-  int rc = store_connect(path, 0, &s, msg, msglen);
+  int rc = store_connect(path, 0, READ_CACHED, &s, msg, msglen);
   if (rc < 0) return rc;
   char *err = NULL;
   if (sqlite3_exec(s->db,
                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                    "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
-                   "PRAGMA cache_size=-65536; "
                    "PRAGMA journal_size_limit=67108864",
                    0, 0, &err) != SQLITE_OK) {
     snprintf(msg, msglen, "cannot configure %s: %s", path,
@@ -176,6 +187,9 @@ static pthread_mutex_t readers_mu = PTHREAD_MUTEX_INITIALIZER;
 static sd_store *readers_head;
 static char *readers_path;
 static _Thread_local sd_store *reader_mine;
+static _Thread_local int reader_scans;
+
+void sd_store_reader_for_scans(void) { reader_scans = 1; }
 
 int sd_store_readers_init(const char *path) {
   pthread_mutex_lock(&readers_mu);
@@ -190,7 +204,8 @@ sd_store *sd_store_reader(void) {
   char msg[256];
   sd_store *s = NULL;
   pthread_mutex_lock(&readers_mu);
-  if (readers_path && store_connect(readers_path, 1, &s, msg, sizeof(msg)) == 0) {
+  if (readers_path && store_connect(readers_path, 1, reader_scans ? READ_SCAN : READ_MAPPED,
+                                    &s, msg, sizeof(msg)) == 0) {
     s->next_reader = readers_head;
     readers_head = s;
   } else {

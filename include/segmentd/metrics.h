@@ -42,6 +42,11 @@ void sd_metrics_ingest(int kind, size_t accepted, size_t duplicates);
 void sd_metrics_queue_full(void);
 /* One COMMIT of the writer's transaction took this long. */
 void sd_metrics_commit(double seconds);
+/* The WAL holds this many pages after a commit (the writer's WAL hook). */
+void sd_metrics_wal_pages(int pages);
+/* A WAL checkpoint ran: on the checkpoint thread, or (on_writer) the
+ * writer's catch-up that lets the WAL be rewound (store_ckpt.c). */
+void sd_metrics_checkpoint(int on_writer);
 /* A re-cluster job of space (SD_SPACE_*) finished (ok or failed). */
 void sd_metrics_recluster(int space, int ok, double seconds);
 

@@ -29,9 +29,12 @@ extern const int sd_migrations_count;
 
 typedef struct sd_store sd_store;
 
-/* Bytes of the database every connection opened from now on reads through
- * a memory map (PRAGMA mmap_size; default 1 GiB, 0 = off). Process-wide:
- * set once before the first connection. */
+/* Bytes of the database the request threads' readers opened from now on
+ * read through a memory map (PRAGMA mmap_size; default 1 GiB, 0 = off).
+ * The writer and the readers of sd_store_reader_for_scans() threads never
+ * map: they read into bounded page caches (writer 64 MiB, scans 2 MiB), so
+ * the pages their inserts and scans touch do not stay in the RSS.
+ * Process-wide: set once before the first connection. */
 void sd_store_set_mmap(int64_t bytes);
 
 /* Opens (creating directories' file if needed) and migrates the database.
@@ -56,6 +59,10 @@ int sd_store_commit(sd_store *s);
 /* The read-only connection of the calling thread, opened on first use on
  * the database at `path` given to sd_store_readers_init. NULL on error. */
 sd_store *sd_store_reader(void);
+/* Marks the calling thread as a background thread (maintenance, outboxes,
+ * embedding queue) whose reads are scans: its reader, opened after this,
+ * does not map the file. Call first thing in the thread. */
+void sd_store_reader_for_scans(void);
 int sd_store_readers_init(const char *path);
 void sd_store_close_readers(void);
 

@@ -170,6 +170,10 @@ static void check_deltas(const char *a, const char *b) {
   CHECK_INT(DELTA(BATCHES("bucket{kind=\"events\",le=\"10\"}")), 2);
   CHECK_INT(DELTA(BATCHES("bucket{kind=\"events\",le=\"1\"}")), 0);
   CHECK(DELTA("segmentd_sqlite_commit_duration_seconds_count") >= 2);
+  /* every commit sets the WAL gauge; the checkpoint counters are there */
+  CHECK(series(b, "segmentd_sqlite_wal_pages") > 0);
+  CHECK(metrics_series(b, "segmentd_sqlite_checkpoints_total{by=\"thread\"}") >= 0);
+  CHECK(metrics_series(b, "segmentd_sqlite_checkpoints_total{by=\"writer\"}") >= 0);
   /* the explicit re-cluster, and any the server ran by itself meanwhile
    * (the first model's encoder refit may finish late on a loaded machine):
    * each finished one installed a model version */
