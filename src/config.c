@@ -264,9 +264,14 @@ static const opt_row opt_rows[] = {
      O(retention_interval), "3600", 1, 604800,
      "seconds between retention runs (the first runs once serving)"},
     {"sqlite-mmap-mb", "SEGMENTD_SQLITE_MMAP_MB", OPT_LONG, O(sqlite_mmap_mb),
-     "1024", 0, 1048576, "MiB of the database each SQLite connection reads "
-     "through a memory map (0 = off: reads copy pages into its page cache; "
-     "mapped pages count in RSS)"},
+     "1024", 0, 1048576, "MiB of the database the request threads' SQLite "
+     "connections read through a memory map (0 = off: reads copy pages into "
+     "their page caches; mapped pages count in RSS); the writer and "
+     "background threads never map"},
+    {"sqlite-wal-mb", "SEGMENTD_SQLITE_WAL_MB", OPT_LONG, O(sqlite_wal_mb),
+     "256", 8, 65536, "MiB of WAL past which the writer finishes the "
+     "checkpoint so the WAL is rewound (bounds the WAL file under sustained "
+     "ingest; smaller: less disk, slower ingest)"},
     {"lookup-cache", "SEGMENTD_LOOKUP_CACHE", OPT_LONG, O(lookup_cache),
      "1000000", 0, 100000000, "users whose segment answers are kept in "
      "memory (about 250 bytes each; 0 = off)"},

@@ -217,7 +217,8 @@ static int core_open(sd_core *c, char *msg, size_t msglen) {
   sd_store_set_mmap((int64_t)c->cfg->sqlite_mmap_mb << 20);
   int rc = sd_store_open(c->cfg->db, &c->db, msg, msglen);
   if (rc < 0) return rc;
-  if ((rc = sd_checkpointer_start(c->db, c->cfg->db, &c->ckpt)) < 0) {
+  if ((rc = sd_checkpointer_start(c->db, c->cfg->db,
+                                   (int64_t)c->cfg->sqlite_wal_mb << 20, &c->ckpt)) < 0) {
     snprintf(msg, msglen, "cannot start the WAL checkpointer");
     return rc;
   }

@@ -198,7 +198,7 @@ static void render_writer(mbuf *b) {
   char labels[64];
   mt_family(b, "segmentd_sqlite_checkpoints_total", "counter",
             "WAL checkpoints that ran: every 1,000 WAL pages on the checkpoint "
-            "thread; past 16,000 the writer's catch-up that lets the WAL be "
+            "thread; past --sqlite-wal-mb the writer's catch-up that lets the WAL be "
             "rewound.");
   for (int i = 0; i < 2; i++) {
     mt_labels(labels, sizeof(labels), key, &by[i], 1);

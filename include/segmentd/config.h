@@ -112,7 +112,8 @@ typedef struct {
   long retention_days;       /* 0 = keep forever */
   long retention_batch;      /* rows per writer transaction */
   long retention_interval;   /* seconds between runs */
-  long sqlite_mmap_mb;       /* PRAGMA mmap_size of every connection (MiB) */
+  long sqlite_mmap_mb;       /* PRAGMA mmap_size of request readers (MiB) */
+  long sqlite_wal_mb;        /* WAL size at which the writer catches up (MiB) */
   /* segment answer cache (lookup_cache.h) */
   long lookup_cache;         /* entries; 0 = off */
   long lookup_cache_ttl;     /* seconds */

@@ -68,11 +68,13 @@ void sd_store_close_readers(void);
 
 /* WAL checkpoints on a thread of their own (store_ckpt.c): turns the
  * writer connection's automatic checkpoint off and checkpoints (PASSIVE)
- * from another connection whenever a commit leaves 1,000 pages or more in
- * the WAL. Start after opening the writer; stop before closing it. */
+ * from another connection each time the WAL has grown by 1,000 pages; once
+ * the WAL holds rewind_bytes, the writer finishes the checkpoint after its
+ * commit so its next transaction can rewind the WAL. Start after opening
+ * the writer; stop before closing it. */
 typedef struct sd_checkpointer sd_checkpointer;
 int sd_checkpointer_start(sd_store *writer, const char *path,
-                          sd_checkpointer **out);
+                          int64_t rewind_bytes, sd_checkpointer **out);
 void sd_checkpointer_stop(sd_checkpointer *c, sd_store *writer);
 
 /* meta key/value helpers (writer connection). */

@@ -28,7 +28,7 @@ static void test_checkpointer(const char *path) {
   sd_store *s;
   sd_checkpointer *c;
   CHECK_INT(sd_store_open(path, &s, msg, sizeof(msg)), 0);
-  CHECK_INT(sd_checkpointer_start(s, path, &c), 0);
+  CHECK_INT(sd_checkpointer_start(s, path, 64L << 20, &c), 0);
   long before = file_size(path);
   CHECK(before > 0);
   for (int t = 0; t < 20; t++) {
