@@ -17,14 +17,13 @@
  * always a little behind, so under sustained ingest the WAL would never be
  * rewound and would grow by every page written (and the WAL index that
  * every connection maps with it). So once the WAL holds rewind_pages
- * (--sqlite-wal-mb, 256 MB), the
- * writer itself, right after its commit, copies back what the thread has
- * not yet (PASSIVE, after the thread's checkpoint if one runs: SQLite
- * refuses a second at once): then nothing is left and, unless a reader
- * still reads an older snapshot from the WAL, its next transaction
- * rewinds it (else the next commit tries again).
- * journal_size_limit (64 MB) truncates the file. The WAL stays under
- * about --sqlite-wal-mb however long ingest runs.
+ * (--sqlite-wal-mb, 256 MB), the writer itself, right after its commit,
+ * copies back what the thread has not yet (PASSIVE, after the thread's
+ * checkpoint if one runs: SQLite refuses a second at once): then nothing
+ * is left and, unless a reader still reads an older snapshot from the WAL,
+ * its next transaction rewinds it (else the next commit tries again).
+ * journal_size_limit (64 MB) truncates the file. The WAL stays under about
+ * --sqlite-wal-mb however long ingest runs.
  *
  * The thread's connection reads the database once before its first
  * checkpoint: SQLite opens a connection's WAL at its first read, and a
