@@ -266,6 +266,9 @@ int sd_core_start(const sd_config *cfg, sd_core **out, char *msg,
   if (rc == 0 && (rc = core_sync_start(c)) < 0)
     snprintf(msg, msglen, "queueing the segments snapshot failed");
   if (rc == 0) rc = core_publish(c);
+  /* the start's reads (models, drift references, counts) filled the
+   * writer's page cache with pages ingest may never touch: free them */
+  if (rc == 0) sqlite3_db_release_memory(sd_store_db(c->db));
   if (rc == 0 && pthread_create(&c->thread, NULL, core_main, c) != 0) {
     snprintf(msg, msglen, "cannot start the writer thread");
     rc = SD_EINTERNAL;
