@@ -31,42 +31,11 @@ die() { log "$*"; exit 1; }
 cmake -S "$root/bench" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$root/build-bench" -j"$(nproc)" --target loadgen >/dev/null
 work=$(mktemp -d /tmp/sd-ingest-ab-XXXXXX)
-sd_pid=
-cleanup() {
-  [ -n "$sd_pid" ] && kill "$sd_pid" 2>/dev/null && wait "$sd_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start_sd() { # binary db extra-flags... -> sd_pid, url
-  local bin=$1 db=$2
-  shift 2
-  rm -f "$work/port"
-  OPENBLAS_NUM_THREADS=1 "$bin" serve --listen 127.0.0.1:0 --db "$db" \
-    --port-file "$work/port" --recluster-interval 0 "$@" >>"$work/sd.log" 2>&1 &
-  sd_pid=$!
-  for _ in $(seq 3000); do
-    if [ -s "$work/port" ]; then
-      url="http://127.0.0.1:$(cat "$work/port")"
-      [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] && return 0
-    fi
-    sleep 0.01
-  done
-  die "segmentd did not become ready (log: $work/sd.log)"
-}
-stop_sd() { kill "$sd_pid"; wait "$sd_pid" || true; sd_pid=; }
-settled() { # bounded: the segments space has a model and is not re-assigning
-  for _ in $(seq 600); do
-    curl -s "$url/v1/spaces" | /usr/bin/python3 -c 'import json, sys
-s = [x for x in json.load(sys.stdin)["spaces"] if x["name"] == "segments"][0]
-sys.exit(0 if s["model_version"] and not s.get("reassigning") else 1)' && return 0
-    sleep 0.5
-  done
-  die "no settled segments model after 300 s"
-}
+. "$here/ab_lib.sh"
+trap ab_cleanup EXIT
 
 log "loading $USERS users x $EVENTS events with A"
-start_sd "$A" "$work/base.db" --train-min 1000
+start_sd "$A" "$work/base.db" --recluster-interval 0 --train-min 1000
 "$root/build-bench/loadgen" events "$url" $((USERS * EVENTS)) "$USERS" 10000 2 0 5 >/dev/null
 settled
 stop_sd
@@ -74,14 +43,13 @@ stop_sd
 one_run() { # label binary -> one result line
   rm -f "$work"/run.db*
   cp "$work/base.db" "$work/run.db"
-  start_sd "$2" "$work/run.db"
+  start_sd "$2" "$work/run.db" --recluster-interval 0
   local g m
   g=$("$root/build-bench/loadgen" events "$url" "$ROWS" "$USERS" 1000 4 0 7 |
     /usr/bin/python3 -c 'import json, sys; j = json.load(sys.stdin)
 if j["failed"] or j["other"]: sys.exit("batches failed: %s" % j)
 print(round(j["rows_per_s"]), j["batch_ms_p50"], j["batch_ms_p99"])')
-  m=$(awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} /^RssShmem/ {f += $2}
-    END {printf "%d %d %d", r / 1024, a / 1024, f / 1024}' "/proc/$sd_pid/status")
+  m=$(rss_mib)
   local wal
   wal=$(du -m "$work/run.db-wal" | cut -f1)
   stop_sd

@@ -31,47 +31,19 @@ cmake -S "$root/bench" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/n
 cmake --build "$root/build-bench" -j"$(nproc)" --target loadgen >/dev/null
 work=$(mktemp -d /tmp/sd-mmap-ab-XXXXXX)
 cp "$root/build-release/segmentd" "$work/segmentd"
-sd_pid=
-cleanup() {
-  [ -n "$sd_pid" ] && kill "$sd_pid" 2>/dev/null && wait "$sd_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start_sd() { # extra serve flags... -> sd_pid, url
-  rm -f "$work/port"
-  OPENBLAS_NUM_THREADS=1 "$work/segmentd" serve --listen 127.0.0.1:0 \
-    --db "$work/sd.db" --port-file "$work/port" "$@" >>"$work/sd.log" 2>&1 &
-  sd_pid=$!
-  for _ in $(seq 3000); do
-    if [ -s "$work/port" ]; then
-      url="http://127.0.0.1:$(cat "$work/port")"
-      [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] && return 0
-    fi
-    sleep 0.01
-  done
-  die "segmentd did not become ready (log: $work/sd.log)"
-}
-stop_sd() { kill "$sd_pid"; wait "$sd_pid" || true; sd_pid=; }
-settled() { # bounded: the segments space has a model and is not re-assigning
-  for _ in $(seq 600); do
-    curl -s "$url/v1/spaces" | /usr/bin/python3 -c 'import json, sys
-s = [x for x in json.load(sys.stdin)["spaces"] if x["name"] == "segments"][0]
-sys.exit(0 if s["model_version"] and not s.get("reassigning") else 1)' && return 0
-    sleep 0.5
-  done
-  die "no settled segments model after 300 s"
-}
+. "$here/ab_lib.sh"
+trap ab_cleanup EXIT
 
 log "loading $USERS users x $EVENTS events"
-start_sd --train-min 1000 --recluster-interval 0
+start_sd "$work/segmentd" "$work/sd.db" --train-min 1000 --recluster-interval 0
 "$root/build-bench/loadgen" events "$url" $((USERS * EVENTS)) "$USERS" 10000 2 0 5 >/dev/null
 settled
 stop_sd
 awk -v n="$USERS" 'BEGIN {for (i = 0; i < n; i++) print "u" i}' >"$work/users.txt"
 
 one_run() { # mmap_mb -> one result line
-  start_sd --recluster-interval 0 --lookup-cache 0 --sqlite-mmap-mb "$1"
+  start_sd "$work/segmentd" "$work/sd.db" --recluster-interval 0 --lookup-cache 0 \
+    --sqlite-mmap-mb "$1"
   local w b
   w=$(cd "$here" && wrk -t2 -c8 -d"$DUR"s --latency -s lookup.lua "$url" -- "$work/users.txt" |
     awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
@@ -82,8 +54,7 @@ one_run() { # mmap_mb -> one result line
     /usr/bin/python3 -c 'import json, sys; j = json.load(sys.stdin)
 print(j["ms_median"], j["server_ms_median"])')
   local m
-  m=$(awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} /^RssShmem/ {f += $2}
-    END {printf "%d %d %d", r / 1024, a / 1024, f / 1024}' "/proc/$sd_pid/status")
+  m=$(rss_mib)
   stop_sd
   echo "$1 $w $b $m"
 }

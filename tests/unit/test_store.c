@@ -20,24 +20,28 @@ static long file_size(const char *path) {
   return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* One commit of n rows of 4,000 bytes (about a page each) keyed tag<t>-i. */
+static int write_rows(sd_store *s, const char *tag, int t, int n) {
+  char sql[256];
+  snprintf(sql, sizeof(sql),
+           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+           "WHERE i < %d) INSERT INTO meta(key,value) SELECT '%s%d-' || i, "
+           "hex(randomblob(2000)) FROM n", n, tag, t);
+  return sd_store_exec(s, sql);
+}
+
 /* The checkpoint thread copies the WAL back into the database file: after
  * ~8 MB of commits (over its 1,000-page threshold) the file itself grows.
  * A checkpoint that does not run leaves every new page in the WAL. */
 static void test_checkpointer(const char *path) {
-  char msg[256], sql[256];
+  char msg[256];
   sd_store *s;
   sd_checkpointer *c;
   CHECK_INT(sd_store_open(path, &s, msg, sizeof(msg)), 0);
   CHECK_INT(sd_checkpointer_start(s, path, 64L << 20, &c), 0);
   long before = file_size(path);
   CHECK(before > 0);
-  for (int t = 0; t < 20; t++) {
-    snprintf(sql, sizeof(sql),
-             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-             "WHERE i < 100) INSERT INTO meta(key,value) SELECT 'ck%d-' || i, "
-             "hex(randomblob(2000)) FROM n", t);
-    CHECK_INT(sd_store_exec(s, sql), 0);
-  }
+  for (int t = 0; t < 20; t++) CHECK_INT(write_rows(s, "ck", t, 100), 0);
   long after = before;
   for (int i = 0; i < 1000 && after < before + (4L << 20); i++) {
     nanosleep(&(struct timespec){0, 10000000L}, NULL);
@@ -50,11 +54,7 @@ static void test_checkpointer(const char *path) {
   snprintf(wal, sizeof(wal), "%s-wal", path);
   long wal_max = 0;
   for (int t = 0; t < 40; t++) {
-    snprintf(sql, sizeof(sql),
-             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-             "WHERE i < 1000) INSERT INTO meta(key,value) SELECT 'big%d-' || i, "
-             "hex(randomblob(2000)) FROM n", t);
-    CHECK_INT(sd_store_exec(s, sql), 0);
+    CHECK_INT(write_rows(s, "big", t, 1000), 0);
     long w = file_size(wal);
     if (w > wal_max) wal_max = w;
   }
