@@ -168,8 +168,8 @@ static const opt_row opt_rows[] = {
     {"drift-baseline", "SEGMENTD_DRIFT_BASELINE", OPT_LONG, O(drift_baseline),
      "0", 0, 20000, "points of the vector baseline (the first assigned after a "
      "model, or pinned): the emerging test's reference and the clusters' "
-     "radii; the MMD test uses its first --drift-sample (0 = 4 x "
-     "--drift-sample)"},
+     "radii; the MMD test draws --drift-sample of them afresh at each check "
+     "(0 = 4 x --drift-sample)"},
     {"drift-window", "SEGMENTD_DRIFT_WINDOW", OPT_LONG, O(drift_window), "5000",
      100, 1000000, "latest assignments whose cluster shares are compared "
      "with the reference (sliding window)"},

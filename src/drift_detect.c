@@ -20,6 +20,7 @@
 #include "segmentd/drift_stats.h"
 #include "segmentd/err.h"
 #include "segmentd/label_terms.h"
+#include "segmentd/rng.h"
 #include "segmentd/timeutil.h"
 
 #include <cblas.h>
@@ -176,6 +177,33 @@ void sd_drift_report_free(sd_drift_report *r) {
 
 /* ---- distribution ---- */
 
+/* The MMD test's reference: n of the baseline's rows, a fresh uniform draw
+ * at each check when the baseline has more (so the false alarms of one
+ * space's checks do not all hang on one draw). *own: the copy to free, or
+ * NULL when the rows are the baseline itself. */
+static const float *ref_sample(const drift_work *w, size_t n, uint64_t seed,
+                               float **own) {
+  *own = NULL;
+  if (n >= w->ref.n) return w->ref.x;
+  size_t dim = (size_t)w->dim, *pick = malloc(sizeof(size_t) * w->ref.n);
+  float *x = malloc(sizeof(float) * n * dim);
+  if (!pick || !x) {
+    free(pick);
+    free(x);
+    return NULL;
+  }
+  sd_rng rng;
+  sd_rng_init(&rng, seed);
+  for (size_t i = 0; i < w->ref.n; i++) pick[i] = i;
+  for (size_t i = 0; i < n; i++) { /* partial Fisher-Yates */
+    size_t j = i + sd_rng_below(&rng, w->ref.n - i), t = pick[i];
+    pick[i] = pick[j], pick[j] = t;
+    memcpy(x + i * dim, w->ref.x + pick[i] * dim, sizeof(float) * dim);
+  }
+  free(pick);
+  return *own = x;
+}
+
 static int check_mmd(const sd_config *cfg, drift_work *w, sd_drift_report *r) {
   sd_drift_check *c = drift_add_check(r, "distribution_drift", "mmd", -1);
   if (!c) return SD_ENOMEM;
@@ -190,9 +218,13 @@ static int check_mmd(const sd_config *cfg, drift_work *w, sd_drift_report *r) {
     return 0;
   }
   sd_mmd_result res;
-  int rc = sd_mmd_test(w->ref.x, (int)n, w->win_x + (w->win_n - m) * (size_t)w->dim,
-                       (int)m, w->dim, (int)cfg->drift_permutations,
-                       (uint64_t)r->checked_at ^ (uint64_t)r->space, &res);
+  uint64_t seed = (uint64_t)r->checked_at ^ (uint64_t)r->space;
+  float *own;
+  const float *ref = ref_sample(w, n, seed ^ 0x5bd1e995u, &own);
+  if (!ref) return SD_ENOMEM;
+  int rc = sd_mmd_test(ref, (int)n, w->win_x + (w->win_n - m) * (size_t)w->dim,
+                       (int)m, w->dim, (int)cfg->drift_permutations, seed, &res);
+  free(own);
   if (rc < 0) return rc;
   c->evaluated = 1;
   c->value = res.p_value;

@@ -149,8 +149,8 @@ void sd_drift_base_free(sd_drift_base *b);
 int sd_drift_baseline(sd_drift *d, int space, sd_drift_base *out);
 
 /* Rows of a vector baseline: --drift-baseline (0: 4 x --drift-sample), at
- * least --drift-sample (the MMD test compares the first --drift-sample of
- * them). */
+ * least --drift-sample (the MMD test compares a fresh draw of --drift-sample
+ * of them at each check). */
 size_t sd_drift_baseline_size(const sd_config *cfg);
 
 /* ---- pinning a baseline by hand (drift_baseline.c) ---- */
