@@ -637,7 +637,8 @@ def write_report(a, runs, rows, elapsed):
              "2,000), --drift-window 5000, --drift-min-points 100, "
              "--drift-p-value 0.05, --drift-permutations 200, --drift-persist 3, --psi-warning 0.1, "
              "--psi-critical 0.25, --centroid-shift 0.1, --share-shift 0.5, --cohesion-drop 0.1, "
-             "--outlier-quantile 0.05, --emerging-min-size 30, --vanish-floor 0.1, "
+             "--outlier-quantile 0.05, --emerging-min-size 30, --emerging-neighbourhood-min-size 20, "
+             "--emerging-neighbours 20, --emerging-p-value 0.05, --vanish-floor 0.1, "
              "--drift-recluster 0; built-in encoder (hashed TF-IDF, LSA fitted on the first "
              "model's texts, dim 256). `--recluster-interval 0` keeps the scheduler from "
              "replacing the model (and with it the drift reference) during a run.\n")

@@ -204,8 +204,13 @@ static const opt_row opt_rows[] = {
      "outlier"},
     {"emerging-min-size", "SEGMENTD_EMERGING_MIN_SIZE", OPT_LONG,
      O(emerging_min_size), "30", 5, 100000,
-     "points that must group (outliers densely, or recent points in new "
-     "neighbourhoods) before an emerging_cluster alert"},
+     "outliers that must group densely before an emerging_cluster alert "
+     "(the density method)"},
+    {"emerging-neighbourhood-min-size", "SEGMENTD_EMERGING_NEIGHBOURHOOD_MIN_SIZE",
+     OPT_LONG, O(emerging_nb_min_size), "20", 5, 100000,
+     "recent points in new neighbourhoods that must group, once their rims "
+     "and the members with a twin in the baseline are dropped, before an "
+     "emerging_cluster alert (the neighbourhood method)"},
     {"emerging-neighbours", "SEGMENTD_EMERGING_NEIGHBOURS", OPT_LONG,
      O(emerging_neighbours), "20", 3, 100,
      "nearest neighbours per recent point in the emerging neighbourhood test"},

@@ -86,7 +86,8 @@ typedef struct {
   double share_shift;      /* relative share change */
   double cohesion_drop;    /* fall of mean similarity */
   double outlier_quantile; /* per-cluster radius quantile */
-  long emerging_min_size;
+  long emerging_min_size;    /* of a density candidate */
+  long emerging_nb_min_size; /* of a neighbourhood candidate */
   long emerging_neighbours;  /* K of the neighbourhood test */
   double emerging_p_value;   /* its per-point tail probability */
   double vanish_floor;     /* window share / reference share */
