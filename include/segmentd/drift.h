@@ -21,7 +21,9 @@
  *                       two-proportion z-test also finds it significant
  *   cohesion_drop       fall of the mean similarity to the centroid
  *   vanishing_cluster   window share below --vanish-floor x reference
- *   emerging_cluster    a dense group (HDBSCAN-style) of outliers of at
+ *   emerging_cluster    a group of recent points where the baseline has
+ *                       none (at least --emerging-neighbourhood-min-size),
+ *                       or a dense group (HDBSCAN-style) of outliers of at
  *                       least --emerging-min-size points
  * Thresholds and their sources are in config.c and the README.
  *
