@@ -8,7 +8,9 @@ neighbours by cosine among both; a point is new when the count of recent
 ones has a binomial tail probability (p0 = (m-1)/(n+m-1)) under P (0.05);
 connected components of new points (an edge: one among the other's K);
 members with fewer than RIM x K neighbours in their own group dropped; a
-group of at least MIN (30) members is a candidate.
+group of at least MIN (30 by default here; segmentd's default is now 20,
+with --twin: members with a baseline point nearer than every other member
+of their group dropped too) members is a candidate.
 
 The stream as bench/drift_banking.py builds it (BANKING77 train + test, 5
 intents held back per seed, 3,000 warm-up texts of the others, baseline and
@@ -28,7 +30,7 @@ Figures are this approximation's, not segmentd's: use them to rank ideas.
 
 usage: /usr/bin/python3 bench/drift_replay.py [--seeds 0,1,2,3,4,5]
        [--encoders lsa,oracle,oov:1] [--min-size 30] [--rim 0.3]
-       [--stationary 10] [--emerging 5]
+       [--stationary 10] [--emerging 5] [--twin] [--member-stats]
 prints per seed and encoder: (first emerging interval with a candidate or
 None, held-back share of the largest candidate then, false candidates over
 the stationary checks).
@@ -68,7 +70,7 @@ def find(par, i):
     return i
 
 
-def groups(b, r, min_size, rim):
+def groups(b, r, min_size, rim, twin=False):
     n, m = len(b), len(r)
     s = r @ np.vstack([b, r]).T
     s[np.arange(m), n + np.arange(m)] = -9
@@ -86,8 +88,36 @@ def groups(b, r, min_size, rim):
     for i in np.where(lab >= 0)[0]:
         if sum(1 for c in nb[i] if c >= n and lab[c - n] == lab[i]) < rim * K:
             keep[i] = -1
+        elif twin and has_twin(s[i], n, lab, i):
+            keep[i] = -1
     out = [np.where(keep == g)[0] for g in set(keep[keep >= 0])]
     return [g for g in out if len(g) >= min_size]
+
+
+def has_twin(row, n, lab, i):
+    """segmentd's twin rule: a baseline point nearer than every other member
+    of i's group (row: i's similarities to the baseline, then the recent)."""
+    mates = np.where(lab == lab[i])[0]
+    mates = mates[mates != i]
+    return len(mates) == 0 or row[:n].max() > row[n + mates].max()
+
+
+def member_stats(e, base, ids, labs, held, min_size, rim):
+    """Per group of the rim rule alone (>= min_size): (held-back members,
+    those with a twin, known members, those with a twin)."""
+    n, m = len(base), len(ids)
+    b, r = e[base], e[ids]
+    s = r @ np.vstack([b, r]).T
+    s[np.arange(m), n + np.arange(m)] = -9
+    out = np.zeros(4, int)
+    for g in groups(b, r, min_size, rim):
+        lab = np.full(m, -1)
+        lab[g] = 0
+        for i in g:
+            h = 0 if labs[ids[i]] in held else 2
+            out[h] += 1
+            out[h + 1] += has_twin(s[i], n, lab, i)
+    return out
 
 
 def embed(x, kind, warm, extra):
@@ -121,13 +151,19 @@ def run(x, labs, seed, a):
     out = {}
     for kind in a.encoders.split(","):
         e = embed(x, kind, warm, newi)
-        false = sum(len(groups(e[base], e[stream[t * PER - M:t * PER]], a.min_size, a.rim))
+        if a.member_stats:
+            out[kind] = sum(member_stats(e, base, full[(a.stationary + t) * PER - M:
+                                                       (a.stationary + t) * PER],
+                                         labs, held, a.min_size, a.rim) for t in (2, 3))
+            continue
+        false = sum(len(groups(e[base], e[stream[t * PER - M:t * PER]], a.min_size, a.rim,
+                               a.twin))
                     for t in range(M // PER + 1, a.stationary + 1))
         first = None
         for t in range(1, a.emerging + 1):
             end = (a.stationary + t) * PER
             ids = full[end - M:end]
-            gs = groups(e[base], e[ids], a.min_size, a.rim)
+            gs = groups(e[base], e[ids], a.min_size, a.rim, a.twin)
             if gs:
                 g = max(gs, key=len)
                 first = (t, round(float(np.isin(labs[ids[g]], held).mean()), 2))
@@ -144,6 +180,10 @@ def main():
     ap.add_argument("--rim", type=float, default=0.3)
     ap.add_argument("--stationary", type=int, default=10)
     ap.add_argument("--emerging", type=int, default=5)
+    ap.add_argument("--twin", action="store_true", help="segmentd's twin rule too")
+    ap.add_argument("--member-stats", action="store_true",
+                    help="instead: members of the rim rule's groups at emerging intervals "
+                    "2 and 3 (held-back, with a twin, known, with a twin)")
     a = ap.parse_args()
     x, labs = load()
     for s in map(int, a.seeds.split(",")):
