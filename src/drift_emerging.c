@@ -51,6 +51,7 @@
 #define EMERGING_COHESION 0.5 /* mean member cosine of a density group */
 #define MIN_BASELINE 50       /* baseline rows the neighbourhood method needs */
 #define RIM_SHARE 0.3 /* fewer of a member's K neighbours in its group: rim */
+#define TIE_COS 1e-6f /* cosines this close are a tie (copies of one text) */
 
 /* One candidate: group j of labels over a pool. */
 typedef struct {
@@ -291,8 +292,8 @@ static int check_density(const sd_drift *dr, const drift_work *w,
 
 /* ---- neighbourhood: recent points against the baseline ---- */
 
-/* The K columns of row s (length cols) with the largest values, skipping
- * column self (best: K floats of scratch). */
+/* The K columns of row s (length cols) with the largest values, largest
+ * first, skipping column self; best gets their values. */
 static void top_neighbours(const float *s, size_t cols, size_t self, int K,
                            int *nb, float *best) {
   for (int k = 0; k < K; k++) nb[k] = -1, best[k] = -3;
@@ -336,19 +337,26 @@ static int components(const int *nb, int K, const char *is_new, size_t n,
   return k;
 }
 
-/* Marks the recent points whose neighbourhood is mostly recent; fills nb
- * (m x K). */
-static int mark_new(const sd_config *cfg, const drift_work *w, int *nb,
+/* The recent points' K nearest neighbours among the n baseline points
+ * (columns 0..n-1) and the recent ones (columns n..), nearest first. */
+typedef struct {
+  int *nb;    /* m x K columns; -1 where there are fewer */
+  float *sim; /* m x K cosines */
+  int K;
+  size_t n;
+} knn;
+
+/* Fills kn and marks the recent points whose neighbourhood is mostly
+ * recent. */
+static int mark_new(const sd_config *cfg, const drift_work *w, knn *kn,
                     char *is_new) {
   size_t n = w->ref.n, m = w->recent.n, dim = (size_t)w->dim, cols = n + m;
-  int K = (int)cfg->emerging_neighbours;
+  int K = kn->K;
   float *all = malloc(sizeof(float) * cols * dim);
   float *s = malloc(sizeof(float) * m * cols);
-  float *best = malloc(sizeof(float) * (size_t)K);
-  if (!all || !s || !best) {
+  if (!all || !s) {
     free(all);
     free(s);
-    free(best);
     return SD_ENOMEM;
   }
   memcpy(all, w->ref.x, sizeof(float) * n * dim);
@@ -358,47 +366,55 @@ static int mark_new(const sd_config *cfg, const drift_work *w, int *nb,
               (int)cols);
   double p0 = (double)(m - 1) / (double)(cols - 1);
   for (size_t i = 0; i < m; i++) {
-    int *row = nb + i * (size_t)K, hits = 0;
-    top_neighbours(s + i * cols, cols, n + i, K, row, best);
+    int *row = kn->nb + i * (size_t)K, hits = 0;
+    top_neighbours(s + i * cols, cols, n + i, K, row, kn->sim + i * (size_t)K);
     for (int k = 0; k < K; k++) hits += row[k] >= (int)n;
     is_new[i] = sd_binom_sf(hits, K, p0) < cfg->emerging_p_value;
   }
   free(all);
   free(s);
-  free(best);
   return 0;
 }
 
-/* 1 when member i (label l >= 0, neighbours row: nearest first) is a known
- * point beside its group rather than in it:
+/* 1 when member i (labels[i] >= 0) is a known point beside its group
+ * rather than in it:
  *   rim   fewer than RIM_SHARE of its K neighbours are in its group (its
  *         own neighbourhood lies elsewhere);
  *   twin  its nearest neighbour among the baseline and its group is a
- *         baseline point (the baseline already holds one like it). In a
+ *         baseline point (the baseline already holds one like it); among
+ *         equally near ones, when the baseline has at least as many as the
+ *         group (so a burst of copies of one text is not known just
+ *         because the baseline has a copy, and a copy of a baseline point
+ *         amid the group does not save its neighbours). In a
  *         replay of BANKING77 with 5 held-back intents (bench/
  *         drift_replay.py --member-stats) this held for 14% of such
  *         groups' held-back members and 73% of their known ones. */
-static int known_member(const int *row, int K, size_t n, const int32_t *labels,
-                        int32_t l) {
-  int in = 0, twin = -1;
-  for (int k = 0; k < K; k++) {
-    int c = row[k];
-    if (c < 0) continue;
-    int mine = c >= (int)n && labels[c - (int)n] == l;
-    if (twin < 0 && (mine || c < (int)n)) twin = !mine;
+static int known_member(const knn *kn, size_t i, const int32_t *labels) {
+  const int *row = kn->nb + i * (size_t)kn->K;
+  const float *sim = kn->sim + i * (size_t)kn->K;
+  int in = 0, twin = -1, n = (int)kn->n;
+  for (int k = 0; k < kn->K; k++) {
+    int c = row[k], mine = c >= n && labels[c - n] == labels[i];
+    if (twin < 0 && (mine || (c >= 0 && c < n))) { /* the nearest: a tie? */
+      int base = 0, mates = 0;
+      for (int j = k; j < kn->K && sim[j] >= sim[k] - TIE_COS; j++) {
+        base += row[j] >= 0 && row[j] < n;
+        mates += row[j] >= n && labels[row[j] - n] == labels[i];
+      }
+      twin = base >= mates;
+    }
     in += mine;
   }
-  return (double)in < RIM_SHARE * K || twin == 1;
+  return (double)in < RIM_SHARE * kn->K || twin == 1;
 }
 
 /* Drops the known members (known_member) of every group: one pass over the
  * original labels. */
-static int prune_known(const int *nb, int K, size_t n, size_t m, int32_t *labels) {
+static int prune_known(const knn *kn, size_t m, int32_t *labels) {
   char *drop = calloc(m ? m : 1, 1);
   if (!drop) return SD_ENOMEM;
   for (size_t i = 0; i < m; i++)
-    drop[i] = labels[i] >= 0 &&
-              known_member(nb + i * (size_t)K, K, n, labels, labels[i]);
+    drop[i] = labels[i] >= 0 && known_member(kn, i, labels);
   for (size_t i = 0; i < m; i++)
     if (drop[i]) labels[i] = -1;
   free(drop);
@@ -408,12 +424,14 @@ static int prune_known(const int *nb, int K, size_t n, size_t m, int32_t *labels
 static int neighbour_groups(const sd_config *cfg, const drift_work *w,
                             sd_drift_report *r, size_t *largest, size_t *marked) {
   size_t m = w->recent.n, K = (size_t)cfg->emerging_neighbours;
-  int *nb = malloc(sizeof(int) * m * K);
+  knn kn = {malloc(sizeof(int) * m * K), malloc(sizeof(float) * m * K), (int)K,
+            w->ref.n};
   char *is_new = malloc(m);
   int32_t *labels = malloc(sizeof(int32_t) * m);
-  int rc = nb && is_new && labels ? mark_new(cfg, w, nb, is_new) : SD_ENOMEM;
-  int k = rc == 0 ? components(nb, (int)K, is_new, w->ref.n, m, labels) : rc;
-  if (k > 0 && (rc = prune_known(nb, (int)K, w->ref.n, m, labels)) < 0) k = rc;
+  int rc = kn.nb && kn.sim && is_new && labels ? mark_new(cfg, w, &kn, is_new)
+                                                : SD_ENOMEM;
+  int k = rc == 0 ? components(kn.nb, (int)K, is_new, w->ref.n, m, labels) : rc;
+  if (k > 0 && (rc = prune_known(&kn, m, labels)) < 0) k = rc;
   for (size_t i = 0; k >= 0 && i < m; i++) *marked += (size_t)is_new[i];
   for (int j = 0; j < k && rc == 0; j++) {
     group g = {&w->recent, labels, j, 0, "neighbourhood", 0,
@@ -422,7 +440,8 @@ static int neighbour_groups(const sd_config *cfg, const drift_work *w,
     if (g.size > *largest) *largest = g.size;
     if (g.size >= (size_t)g.min) rc = add_candidate(w, &g, r);
   }
-  free(nb);
+  free(kn.nb);
+  free(kn.sim);
   free(is_new);
   free(labels);
   return k < 0 ? k : rc;

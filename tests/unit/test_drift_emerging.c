@@ -1,7 +1,8 @@
-/* Unit test of drift_emerging.c's neighbourhood method through the public
+/* Unit tests of drift_emerging.c's neighbourhood method through the public
  * drift API: a new group of recent points is a candidate, and recent points
  * amid it that have a twin in the baseline (a copy of a baseline point) are
- * not its members, although their neighbourhoods are mostly recent. */
+ * not its members, although their neighbourhoods are mostly recent; a burst
+ * of copies of one point is a group even when the baseline holds a copy. */
 #include "check.h"
 #include "segmentd/config.h"
 #include "segmentd/drift.h"
@@ -51,6 +52,27 @@ static const sd_drift_check *neighbourhood(const sd_drift_report *r) {
   return NULL;
 }
 
+/* The neighbourhood candidate's members by id prefix (counts[j] for
+ * prefix[j]); its size, or -1 when there is none. */
+static long members(sd_drift *d, const char *const *prefix, size_t *counts,
+                    size_t np) {
+  sd_drift_report rep;
+  CHECK_INT(sd_drift_run(d, 0, &rep), 0);
+  const sd_drift_check *c = neighbourhood(&rep);
+  long size = c && c->drifted ? (long)c->value : -1;
+  json_t *ids = c && c->detail ? json_object_get(c->detail, "members_sample") : NULL;
+  memset(counts, 0, sizeof(size_t) * np);
+  for (size_t i = 0; i < json_array_size(ids); i++) {
+    const char *s = json_string_value(json_array_get(ids, i));
+    for (size_t j = 0; s && j < np; j++)
+      counts[j] += !strncmp(s, prefix[j], strlen(prefix[j]));
+  }
+  if (size >= 0 && size <= 50) /* every member listed */
+    CHECK_INT((long)json_array_size(ids), size);
+  sd_drift_report_free(&rep);
+  return size;
+}
+
 static void twins_are_not_members(sd_drift *d) {
   sd_rng r;
   sd_rng_init(&r, 42);
@@ -69,25 +91,56 @@ static void twins_are_not_members(sd_drift *d) {
     else point(&r, i % 2, x);
     observe(d, x, id);
   }
-  sd_drift_report rep;
-  CHECK_INT(sd_drift_run(d, 0, &rep), 0);
-  const sd_drift_check *c = neighbourhood(&rep);
-  CHECK(c != NULL && c->drifted);
-  json_t *members = c && c->detail ? json_object_get(c->detail, "members_sample") : NULL;
-  size_t n = json_array_size(members), fresh = 0, twins = 0, known = 0;
-  for (size_t i = 0; i < n; i++) {
-    const char *s = json_string_value(json_array_get(members, i));
-    fresh += s && !strncmp(s, "new", 3);
-    twins += s && !strncmp(s, "twin", 4);
-    known += s && !strncmp(s, "known", 5);
+  static const char *const kinds[3] = {"new", "twin", "known"};
+  size_t got[3];
+  long size = members(d, kinds, got, 3);
+  fprintf(stderr, "twins: candidate of %ld: %zu new, %zu twins, %zu known\n",
+          size, got[0], got[1], got[2]);
+  CHECK(size >= 20 && size <= 50);
+  CHECK(got[0] >= 20);
+  CHECK_INT((long)got[1], 0);
+  CHECK_INT((long)got[2], 0);
+}
+
+/* 30 recent copies of one point, one more copy in the baseline: each copy's
+ * nearest are the others and the baseline's, all at cosine 1. */
+static void copies_are_a_group(sd_drift *d) {
+  sd_rng r;
+  sd_rng_init(&r, 7);
+  float v[DIM], x[DIM];
+  char id[32];
+  point(&r, -1, v);
+  for (int i = 0; i < BASE; i++) {
+    if (i) point(&r, i % 2, x);
+    observe(d, i ? x : v, NULL);
   }
-  fprintf(stderr, "candidate: %zu members: %zu new, %zu twins, %zu known\n", n,
-          fresh, twins, known);
-  CHECK(n == (size_t)(c ? c->value : 0)); /* under 50: every member listed */
-  CHECK(fresh >= 20);
-  CHECK_INT((long)twins, 0);
-  CHECK_INT((long)known, 0);
-  sd_drift_report_free(&rep);
+  for (int i = 0; i < SAMPLE; i++) {
+    int copy = i % 10 < 3;
+    snprintf(id, sizeof(id), "%s%d", copy ? "copy" : "known", i);
+    if (!copy) point(&r, i % 2, x);
+    observe(d, copy ? v : x, id);
+  }
+  static const char *const kinds[2] = {"copy", "known"};
+  size_t got[2];
+  long size = members(d, kinds, got, 2);
+  fprintf(stderr, "copies: candidate of %ld: %zu copies, %zu known\n", size,
+          got[0], got[1]);
+  CHECK_INT(size, 30);
+  CHECK_INT((long)got[0], 30);
+}
+
+static sd_drift *fresh(const sd_config *cfg) {
+  const int dims[2] = {DIM, DIM};
+  const float counts[2] = {200, 200};
+  sd_drift_ref ref = {1, 2, DIM, IDS, g_cent, counts, NULL, NULL, NULL, 0,
+                      NULL, NULL, 0, NULL};
+  sd_drift *d = sd_drift_new(cfg, dims);
+  CHECK(d != NULL);
+  if (d && sd_drift_set_reference(d, 0, &ref) != 0) {
+    sd_drift_free(d);
+    return NULL;
+  }
+  return d;
 }
 
 int main(void) {
@@ -96,14 +149,12 @@ int main(void) {
   cfg.drift_sample = SAMPLE;
   cfg.drift_min_points = 50;
   cfg.drift_window = 2 * SAMPLE; /* baseline shares: the first BASE points */
-  const int dims[2] = {DIM, DIM};
   g_cent[0] = 1, g_cent[DIM + 1] = 1;
-  const float counts[2] = {200, 200};
-  sd_drift_ref ref = {1, 2, DIM, IDS, g_cent, counts, NULL, NULL, NULL, 0,
-                      NULL, NULL, 0, NULL};
-  sd_drift *d = sd_drift_new(&cfg, dims);
-  CHECK(d != NULL);
-  if (d && sd_drift_set_reference(d, 0, &ref) == 0) twins_are_not_members(d);
+  sd_drift *d = fresh(&cfg);
+  if (d) twins_are_not_members(d);
+  sd_drift_free(d);
+  d = fresh(&cfg);
+  if (d) copies_are_a_group(d);
   sd_drift_free(d);
   return check_done("drift_emerging");
 }
