@@ -26,16 +26,22 @@ L2) over character 3-5 grams within words and word 1-2 grams, then
   oov:B    lsa plus a random projection (256) of the features the fit never
            saw, weighted B
   raw      a random projection (256) of all features
+  use      a pretrained sentence encoder's vectors (Universal Sentence
+           Encoder lite, 512), as drift_banking.py --vectors use caches them
 Figures are this approximation's, not segmentd's: use them to rank ideas.
 
 usage: /usr/bin/python3 bench/drift_replay.py [--seeds 0,1,2,3,4,5]
        [--encoders lsa,oracle,oov:1] [--min-size 30] [--rim 0.3]
        [--stationary 10] [--emerging 5] [--twin] [--member-stats]
+       [--group-sizes]
 prints per seed and encoder: (first emerging interval with a candidate or
 None, held-back share of the largest candidate then, false candidates over
-the stationary checks).
+the stationary checks); with --group-sizes instead: the sizes of all groups
+in the stationary checks and the four largest groups (size, held-back
+share) at emerging checks 1 and 2, whatever their size.
 """
 import argparse
+import collections
 import csv
 import os
 
@@ -120,7 +126,35 @@ def member_stats(e, base, ids, labs, held, min_size, rim):
     return out
 
 
+def sentence_vectors(n):
+    """The sentence encoder's rows in load()'s order, from drift_banking.py's
+    cache (built there on first use)."""
+    import drift_banking
+    rows = drift_banking.read_rows()
+    vec = drift_banking.sentence_vectors(rows)
+    assert len(rows) == n
+    return normalize(np.array([vec[t] for t, _ in rows], dtype=np.float32))
+
+
+def group_sizes(e, base, stream, full, labs, held, a):
+    """Stationary group sizes (all checks), then the largest groups at
+    emerging checks 1 and 2, with no minimum size."""
+    stat = collections.Counter(len(g) for t in range(M // PER + 1, a.stationary + 1)
+                               for g in groups(e[base], e[stream[t * PER - M:t * PER]], 1,
+                                               a.rim, a.twin))
+    out = {"stationary": sorted(stat.items())}
+    for t in (1, 2):
+        end = (a.stationary + t) * PER
+        ids = full[end - M:end]
+        gs = sorted(groups(e[base], e[ids], 1, a.rim, a.twin), key=len, reverse=True)[:4]
+        out[f"emerging {t}"] = [(len(g), round(float(np.isin(labs[ids[g]], held).mean()), 2))
+                                for g in gs]
+    return out
+
+
 def embed(x, kind, warm, extra):
+    if kind == "use":
+        return sentence_vectors(x.shape[0])
     p = np.random.default_rng(99).standard_normal((x.shape[1], DIM)).astype(np.float32) / 16
     if kind == "raw":
         return normalize(x @ p)
@@ -151,6 +185,9 @@ def run(x, labs, seed, a):
     out = {}
     for kind in a.encoders.split(","):
         e = embed(x, kind, warm, newi)
+        if a.group_sizes:
+            out[kind] = group_sizes(e, base, stream, full, labs, held, a)
+            continue
         if a.member_stats:
             out[kind] = sum(member_stats(e, base, full[(a.stationary + t) * PER - M:
                                                        (a.stationary + t) * PER],
@@ -184,6 +221,8 @@ def main():
     ap.add_argument("--member-stats", action="store_true",
                     help="instead: members of the rim rule's groups at emerging intervals "
                     "2 and 3 (held-back, with a twin, known, with a twin)")
+    ap.add_argument("--group-sizes", action="store_true",
+                    help="instead: group sizes in stationary and early emerging checks")
     a = ap.parse_args()
     x, labs = load()
     for s in map(int, a.seeds.split(",")):
