@@ -126,7 +126,9 @@ const char *sd_route_pattern(int i);
  * core may be NULL until then and is set with sd_http_set_core. */
 int sd_http_start(const sd_config *cfg, sd_core *core, sd_http **out,
                   char *msg, size_t msglen);
-/* Stops accepting new connections (in-flight requests continue). */
+/* Stops taking requests: from now on every request but /healthz, on a new
+ * connection or a kept-alive one, is answered 503 shutting_down with
+ * Retry-After and Connection: close; requests in flight continue. */
 void sd_http_quiesce(sd_http *h);
 void sd_http_stop(sd_http *h);
 int sd_http_port(const sd_http *h);
