@@ -217,9 +217,10 @@ def post_texts(base, items):
     assert status == 200, (status, out[:200])
 
 
-def sentence_vectors(rows):
-    """Universal Sentence Encoder (lite, 512) rows for the texts, from
-    bench/sentence_encoder (npm), cached in bench/.cache by the texts' hash."""
+def sentence_matrix(rows):
+    """Universal Sentence Encoder (lite, 512) vectors of the rows' texts, one
+    float32 row each in the rows' order, from bench/sentence_encoder (npm),
+    cached in bench/.cache by the texts' hash."""
     texts = sorted({t for t, _ in rows})
     key = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
     cache = os.path.join(HERE, ".cache", f"use-{key}.f32")
@@ -236,7 +237,14 @@ def sentence_vectors(rows):
                        check=True)
         os.remove(cache + ".json")
     v = np.fromfile(cache, dtype="<f4").reshape(len(texts), -1)
-    return {t: [round(float(y), 7) for y in row] for t, row in zip(texts, v)}
+    at = {t: i for i, t in enumerate(texts)}
+    return v[[at[t] for t, _ in rows]]
+
+
+def sentence_vectors(rows):
+    """sentence_matrix() as text -> list of floats, for JSON bodies."""
+    return {t: [round(float(y), 7) for y in row]
+            for (t, _), row in zip(rows, sentence_matrix(rows))}
 
 
 def wait_model(base, timeout=900):

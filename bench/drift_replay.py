@@ -131,9 +131,8 @@ def sentence_vectors(n):
     cache (built there on first use)."""
     import drift_banking
     rows = drift_banking.read_rows()
-    vec = drift_banking.sentence_vectors(rows)
     assert len(rows) == n
-    return normalize(np.array([vec[t] for t, _ in rows], dtype=np.float32))
+    return normalize(drift_banking.sentence_matrix(rows))
 
 
 def group_sizes(e, base, stream, full, labs, held, a):

@@ -73,8 +73,7 @@ def main():
     ap.add_argument("--reps", type=int, default=12)
     a = ap.parse_args()
     rows = drift_banking.read_rows()
-    vec = drift_banking.sentence_vectors(rows)
-    u = np.array([vec[t] for t, _ in rows], dtype=np.float32)
+    u = drift_banking.sentence_matrix(rows)
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     labs = np.array([lab for _, lab in rows])
     n = SEEDS * CHECKS
